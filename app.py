@@ -1,0 +1,13 @@
+"""Model Zoo: `python app.py` serves every registered plugin as a tab (and an API endpoint)."""
+
+import sys
+
+from zoo.runner import Zoo
+from zoo.settings import Settings
+from zoo.ui import build_demo, launch
+
+zoo = Zoo(Settings.from_env(argv=sys.argv[1:] if __name__ == "__main__" else None))
+demo = build_demo(zoo)
+
+if __name__ == "__main__":
+    launch(demo, zoo)

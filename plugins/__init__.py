@@ -1,0 +1,1 @@
+"""Built-in plugins: one module per capability, registered like third-party ones."""

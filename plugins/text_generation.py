@@ -1,0 +1,68 @@
+"""Text generation: a prompt in, a continuation out, streamed token by token.
+
+Instruct models get the prompt wrapped in their chat template (switch it off for
+base models or raw completion). The loaded model is shared with chat and
+generative question answering.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from zoo.plugin import Bool, Float, Int, ModelChoices, Plugin, RunContext, Seed, Text
+
+
+class TextGeneration(Plugin):
+    """Streamed text generation with sampling options."""
+
+    task = "text-generation"
+    title = "Text generation"
+    description = "Write a prompt; the model continues it, token by token."
+    order = 10
+    model_kind = "causal-lm"
+    models = ModelChoices(
+        online="HuggingFaceTB/SmolLM2-135M-Instruct",
+        offline="packaged:smollm2-135m-instruct",
+        tiny="tiny:causal-lm",
+        known=("HuggingFaceTB/SmolLM2-360M-Instruct", "Qwen/Qwen2.5-0.5B-Instruct"),
+    )
+    inputs = (Text("prompt", lines=4, placeholder="Ask or start something…"),)
+    options = (
+        Int("max_new_tokens", 128, 1, 4096, limit="max_new_tokens", info="Upper bound on generated tokens"),
+        Float("temperature", 0.7, 0.0, 2.0, step=0.05, info="0 = greedy (deterministic)"),
+        Float("top_p", 0.95, 0.05, 1.0, step=0.05),
+        Int("top_k", 50, 0, 1000),
+        Float("repetition_penalty", 1.1, 1.0, 2.0, step=0.05),
+        Seed(),
+        Bool("chat_template", True, label="Use chat template", info="Off for base models / raw completion"),
+    )
+    outputs = (Text("text", label="Output", lines=8),)
+    examples = (
+        {"prompt": "What is the capital of France?", "temperature": 0.0, "max_new_tokens": 32},
+        {"prompt": "Write a haiku about autumn leaves.", "temperature": 0.8},
+        {"prompt": "Explain in two sentences why the sky is blue.", "max_new_tokens": 96},
+    )
+    can_stream = True
+
+    def stream(self, model: Any, values: dict[str, Any], ctx: RunContext) -> Iterator[dict[str, Any]]:
+        from zoo.models.lm import GenerationParams
+
+        lm = model.model
+        prompt = values["prompt"]
+        templated = values["chat_template"] and lm.has_chat_template
+        if templated:
+            prompt = lm.chat_prompt([{"role": "user", "content": prompt}])
+        params = GenerationParams(
+            max_new_tokens=values["max_new_tokens"], temperature=values["temperature"], top_p=values["top_p"],
+            top_k=values["top_k"], repetition_penalty=values["repetition_penalty"], seed=values["seed"],
+        )
+        text = ""
+        for piece in lm.stream(prompt, params, cancel=ctx.cancel_event, templated=templated):
+            text += piece
+            yield {"text": text}
+        if not text:
+            yield {"text": ""}
+
+    def gpu_seconds(self, values: dict[str, Any]) -> float:
+        # Small models decode well over 20 tokens/s on any GPU; keep a margin for loading.
+        return 20 + values.get("max_new_tokens", 128) / 20

@@ -1,0 +1,57 @@
+"""Domain errors: every message names the bad value, the rule and the fix.
+
+Only `zoo.ui` turns these into `gr.Error`; the core raises them and never imports gradio.
+"""
+
+from __future__ import annotations
+
+
+class ZooError(Exception):
+    """Base class for errors a user can act on; `fix` tells them how."""
+
+    def __init__(self, message: str, fix: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+
+    def __str__(self) -> str:
+        return f"{self.message} Fix: {self.fix}" if self.fix else self.message
+
+
+class InvalidInput(ZooError, ValueError):
+    """An input or option value breaks a declared rule."""
+
+    def __init__(self, name: str, value: object, rule: str, fix: str | None = None):
+        shown = repr(value)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        super().__init__(f"`{name}` {rule}, but got {shown}.", fix)
+        self.name = name
+        self.value = value
+
+
+class UnknownPlugin(ZooError, KeyError):
+    """A task name that no registered plugin provides."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return ZooError.__str__(self)
+
+
+class PluginLoadError(ZooError):
+    """A plugin failed to import or to set itself up; its tab is quarantined."""
+
+
+class ModelNotFound(ZooError):
+    """No source in the resolution chain could provide the requested model."""
+
+
+class ModelLoadError(ZooError):
+    """The model files were found but could not be loaded."""
+
+
+class ModelNotAllowed(ZooError):
+    """The operator's settings forbid this model (custom ids, pickles, remote code)."""
+
+
+class Cancelled(ZooError):
+    """The request was stopped by the user or the client went away."""

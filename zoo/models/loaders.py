@@ -1,0 +1,216 @@
+"""One loader per model family, behind one signature.
+
+    loader(resolved, kind, ctx) -> (model object, bytes it holds)
+
+Families: transformers (Auto classes by kind), gguf (transformers `gguf_file=` with
+the dequantised weights cached on disk), diffusers, faster-whisper (CTranslate2) and
+openai-whisper. Plugins never call `from_pretrained`; they receive what these return.
+Heavy libraries are imported inside the functions, on first use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from zoo.errors import ModelLoadError, ModelNotAllowed
+from zoo.models.devices import module_nbytes
+from zoo.models.sources import Resolved
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadContext:
+    """What a loader needs besides the files: device, dtype and the operator's safety switches."""
+
+    device: str
+    dtype: Any
+    cache_dir: Path
+    trust_remote_code: bool = False
+    allow_pickle: bool = False
+    threads: int = 0
+
+
+@dataclass
+class Bundle:
+    """A transformers model with its tokenizer or processor."""
+
+    model: Any
+    processor: Any
+    device: str = "cpu"
+
+    @property
+    def tokenizer(self) -> Any:
+        """The tokenizer (inside the processor when there is one)."""
+        return getattr(self.processor, "tokenizer", self.processor)
+
+
+# Which Auto class builds a model for each loader kind.
+AUTO_CLASSES: dict[str, str] = {
+    "causal-lm": "AutoModelForCausalLM",
+    "question-answering": "AutoModelForQuestionAnswering",
+    "automatic-speech-recognition": "AutoModelForSpeechSeq2Seq",
+    "feature-extraction": "AutoModel",
+    "text2text-generation": "AutoModelForSeq2SeqLM",
+    "text-classification": "AutoModelForSequenceClassification",
+    "token-classification": "AutoModelForTokenClassification",
+    "image-classification": "AutoModelForImageClassification",
+    "image-to-text": "AutoModelForImageTextToText",
+}
+# Kinds whose inputs need a processor (feature extractor / image processor), not just a tokenizer.
+_PROCESSOR_KINDS = {"automatic-speech-recognition", "image-classification", "image-to-text"}
+
+
+def _check_safetensors(path: Path, ctx: LoadContext) -> bool:
+    """True when safetensors weights exist; refuse pickle-only folders unless allowed."""
+    if path.is_dir() and not any(path.rglob("*.safetensors")):
+        if any(path.rglob("*.bin")) or any(path.rglob("*.pt")):
+            if not ctx.allow_pickle:
+                raise ModelNotAllowed(
+                    f"`{path}` has only pickle weights (.bin/.pt), which can run code when loaded.",
+                    "use a model with .safetensors weights, or set ZOO_ALLOW_PICKLE=1 if you trust it",
+                )
+            return False
+    return True
+
+
+def _set_threads(ctx: LoadContext) -> None:
+    if ctx.threads > 0:
+        import torch
+
+        torch.set_num_threads(ctx.threads)
+
+
+def load_transformers(resolved: Resolved, kind: str, ctx: LoadContext) -> tuple[Any, int]:
+    """Auto classes by kind; causal LMs come back as a TransformersLM."""
+    import transformers
+
+    _set_threads(ctx)
+    if kind not in AUTO_CLASSES:
+        raise ModelLoadError(f"No transformers loader for kind `{kind}`.",
+                             f"use one of: {', '.join(AUTO_CLASSES)}")
+    path = resolved.path
+    safetensors = _check_safetensors(path, ctx)
+    common = dict(trust_remote_code=ctx.trust_remote_code)
+    auto = getattr(transformers, AUTO_CLASSES[kind])
+    model = auto.from_pretrained(path, dtype=ctx.dtype, use_safetensors=safetensors, **common)
+    model.to(ctx.device).eval()
+    if kind in _PROCESSOR_KINDS:
+        processor = transformers.AutoProcessor.from_pretrained(path, **common)
+    else:
+        processor = transformers.AutoTokenizer.from_pretrained(path, **common)
+    if kind == "causal-lm":
+        from zoo.models.lm import TransformersLM
+
+        return TransformersLM(model, processor, ctx.device, resolved.ref.raw), module_nbytes(model)
+    return Bundle(model, processor, ctx.device), module_nbytes(model)
+
+
+def _gguf_file(resolved: Resolved) -> Path:
+    path = resolved.path
+    if path.is_file():
+        return path
+    files = sorted(path.glob("*.gguf"))
+    if not files:
+        raise ModelLoadError(f"No .gguf file in `{path}`.", "point at the .gguf file itself")
+    return files[0]
+
+
+def gguf_cache_dir(gguf: Path, cache_dir: Path) -> Path:
+    """Where the dequantised copy of a GGUF file lives; keyed by path, size and mtime."""
+    st = gguf.stat()
+    digest = hashlib.sha256(f"{gguf.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    return cache_dir / "gguf" / f"{gguf.stem}-{digest}"
+
+
+def load_gguf(resolved: Resolved, kind: str, ctx: LoadContext) -> tuple[Any, int]:
+    """GGUF through transformers; the first load dequantises and saves safetensors, later loads read those."""
+    import transformers
+
+    if kind != "causal-lm":
+        raise ModelLoadError(f"GGUF files hold language models; kind `{kind}` cannot use one.",
+                             "pick a transformers or diffusers model for this task")
+    _set_threads(ctx)
+    gguf = _gguf_file(resolved)
+    converted = gguf_cache_dir(gguf, ctx.cache_dir)
+    done = converted / ".zoo-complete"
+    if not done.exists():
+        started = time.perf_counter()
+        tokenizer = transformers.AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = transformers.AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
+                                                                  dtype=ctx.dtype)
+        # The dequantised weights are plain tensors; drop the GGUF marker so they can be saved.
+        model.hf_quantizer = None
+        model.config.__dict__.pop("quantization_config", None)
+        tmp = converted.with_name(converted.name + f".tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / ".zoo-complete").write_text(str(gguf))
+        shutil.rmtree(converted, ignore_errors=True)
+        converted.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, converted)
+        log.info("Dequantised %s in %.1fs; cached at %s", gguf.name, time.perf_counter() - started, converted)
+    else:
+        model = transformers.AutoModelForCausalLM.from_pretrained(converted, dtype=ctx.dtype, use_safetensors=True)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(converted)
+    model.to(ctx.device).eval()
+    from zoo.models.lm import TransformersLM
+
+    return TransformersLM(model, tokenizer, ctx.device, resolved.ref.raw), module_nbytes(model)
+
+
+def load_diffusers(resolved: Resolved, kind: str, ctx: LoadContext) -> tuple[Any, int]:
+    """A diffusers pipeline moved to the device; sized by its torch components."""
+    import diffusers
+
+    _set_threads(ctx)
+    safetensors = _check_safetensors(resolved.path, ctx)
+    pipe = diffusers.DiffusionPipeline.from_pretrained(resolved.path, torch_dtype=ctx.dtype,
+                                                       use_safetensors=safetensors)
+    pipe = pipe.to(ctx.device)
+    pipe.set_progress_bar_config(disable=True)
+    nbytes = sum(module_nbytes(c) for c in pipe.components.values() if hasattr(c, "parameters"))
+    return pipe, nbytes
+
+
+def load_faster_whisper(resolved: Resolved, kind: str, ctx: LoadContext) -> tuple[Any, int]:
+    """A CTranslate2 Whisper model; int8 on CPU, fp16 on CUDA."""
+    from faster_whisper import WhisperModel
+
+    device = "cuda" if ctx.device.startswith("cuda") else "cpu"
+    compute = "float16" if device == "cuda" else "int8"
+    model = WhisperModel(str(resolved.path), device=device, compute_type=compute,
+                         cpu_threads=ctx.threads or (os.cpu_count() or 1))
+    nbytes = sum(f.stat().st_size for f in resolved.path.iterdir() if f.is_file())
+    return model, nbytes
+
+
+def load_openai_whisper(resolved: Resolved, kind: str, ctx: LoadContext) -> tuple[Any, int]:
+    """openai-whisper: a local .pt checkpoint, or a checkpoint name it downloads."""
+    import whisper
+
+    _set_threads(ctx)
+    device = "cpu" if ctx.device == "mps" else ctx.device
+    try:
+        model = whisper.load_model(str(resolved.path), device=device, download_root=str(ctx.cache_dir / "whisper"))
+    except (RuntimeError, OSError) as exc:
+        raise ModelLoadError(f"openai-whisper could not load `{resolved.ref.raw}`: {exc}",
+                             "check the network, or use the packaged faster-whisper model") from exc
+    return model, module_nbytes(model)
+
+
+LOADERS: dict[str, Callable[[Resolved, str, LoadContext], tuple[Any, int]]] = {
+    "transformers": load_transformers,
+    "gguf": load_gguf,
+    "diffusers": load_diffusers,
+    "faster-whisper": load_faster_whisper,
+    "openai-whisper": load_openai_whisper,
+}

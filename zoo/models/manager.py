@@ -1,0 +1,171 @@
+"""The shared backbone loader: `manager.use(ref, kind)` gives every plugin the same loaded model.
+
+It ties the pieces together: parse the reference, resolve it to files (sources),
+pick the family and device, load through the family's loader, keep it in the one
+cache. Plugins asking for the same weights and kind get the same object.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+from zoo.errors import ModelLoadError, ModelNotFound, ZooError
+from zoo.models.cache import ModelCache
+from zoo.models.loaders import LOADERS, LoadContext
+from zoo.models.refs import ModelRef, parse_ref
+from zoo.models.sources import Resolved, Resolver, detect_family
+from zoo.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Loaded:
+    """A ready model as plugins receive it."""
+
+    ref: str
+    resolved: Resolved
+    family: str
+    kind: str
+    model: Any  # family-specific: TransformersLM, Bundle, a diffusers pipeline, WhisperModel...
+    device: str
+    load_seconds: float = 0.0
+
+    @property
+    def is_tiny(self) -> bool:
+        """True for random-weight tiny models."""
+        return self.resolved.is_tiny
+
+    def close(self) -> None:
+        """Called by the cache on eviction."""
+        close = getattr(self.model, "close", None)
+        if callable(close):
+            close()
+
+
+class ModelManager:
+    """Resolution + loading + the shared cache, configured by Settings."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.resolver = Resolver(offline=lambda: settings.hub_offline, allow_pickle=settings.allow_pickle,
+                                 tiny_dir=settings.cache_dir / "tiny")
+        self.cache = ModelCache(settings.memory_budget, settings.idle_unload_seconds,
+                                settings.max_concurrency_per_model)
+        self._resolved: dict[str, Resolved] = {}
+        self._resolve_lock = threading.Lock()
+        self._sweeper: threading.Thread | None = None
+        self._device: str | None = None
+
+    # ------------------------------------------------------------------ resolution
+    def resolve(self, ref: str | ModelRef, download: bool = True) -> Resolved:
+        """Files for a reference, remembered so the Hub is asked once per process."""
+        parsed = parse_ref(ref) if isinstance(ref, str) else ref
+        with self._resolve_lock:
+            hit = self._resolved.get(parsed.raw)
+        if hit is not None and (hit.source == "openai-whisper" or hit.path.exists()):
+            return hit
+        resolved = self.resolver.resolve(parsed, download=download)
+        if download:
+            with self._resolve_lock:
+                self._resolved[parsed.raw] = resolved
+        return resolved
+
+    def availability(self, ref: str) -> tuple[bool, str]:
+        """Can this model run right now, and from where (no download, no build)?"""
+        try:
+            parsed = parse_ref(ref)
+            if parsed.scheme == "tiny":
+                return True, "tiny random-weight model built from a config"
+            resolved = self.resolver.resolve(parsed, download=False)
+        except ZooError as exc:
+            if not self.settings.hub_offline and parse_ref(ref).scheme == "hub":
+                return True, "downloaded from the Hub on first use"
+            return False, str(exc)
+        where = {"local": "local folder", "hf-cache": "Hugging Face cache", "packaged": "packaged offline copy",
+                 "hub": "the Hub"}.get(resolved.source, resolved.source)
+        return True, f"{where}" + (f": {resolved.detail}" if resolved.detail else "")
+
+    @property
+    def device(self) -> str:
+        """The device models go to (resolved once, on first load)."""
+        if self._device is None:
+            from zoo.models.devices import pick_device
+
+            self._device = pick_device(self.settings.device)
+        return self._device
+
+    # ------------------------------------------------------------------ loading
+    def _load_context(self) -> LoadContext:
+        from zoo.models.devices import pick_dtype
+
+        return LoadContext(device=self.device, dtype=pick_dtype(self.device), cache_dir=self.settings.cache_dir,
+                           trust_remote_code=self.settings.trust_remote_code,
+                           allow_pickle=self.settings.allow_pickle, threads=self.settings.threads)
+
+    @contextmanager
+    def use(self, ref: str, kind: str, progress: Callable[[float | None, str], None] | None = None
+            ) -> Iterator[Loaded]:
+        """Pin a loaded model for the block; loads it (once, however many ask) if needed."""
+        if progress:
+            progress(None, f"Finding {ref}")
+        resolved = self.resolve(ref)
+        family = "openai-whisper" if resolved.ref.scheme == "openai-whisper" else detect_family(resolved.path)
+        device = self.device
+        key = (family, str(resolved.path), kind, device)
+
+        def load() -> tuple[Loaded, int]:
+            if progress:
+                progress(None, f"Loading {ref} ({family}) on {device}")
+            started = time.perf_counter()
+            try:
+                model, nbytes = LOADERS[family](resolved, kind, self._load_context())
+            except ZooError:
+                raise
+            except Exception as exc:
+                with self._resolve_lock:  # maybe the files changed: resolve afresh next time
+                    self._resolved.pop(resolved.ref.raw, None)
+                raise ModelLoadError(
+                    f"Loading `{ref}` ({family}, from {resolved.path}) failed: {type(exc).__name__}: {exc}",
+                    "check the files are complete (re-download or reinstall), or pick another model",
+                ) from exc
+            loaded = Loaded(ref, resolved, family, kind, model, device, time.perf_counter() - started)
+            log.info("Loaded %s as %s/%s on %s in %.2fs (%.0f MB)", ref, family, kind, device,
+                     loaded.load_seconds, nbytes / 1e6)
+            return loaded, nbytes
+
+        self._start_sweeper()
+        with self.cache.use(key, load) as entry:
+            assert entry.slots is not None
+            with entry.slots:  # per-model concurrency limit (ZOO_CONCURRENCY)
+                yield entry.value
+
+    def load(self, ref: str, kind: str) -> Loaded:
+        """Load (or fetch from the cache) without pinning; for scripts and tests."""
+        with self.use(ref, kind) as loaded:
+            return loaded
+
+    def _start_sweeper(self) -> None:
+        """A daemon that unloads idle models even when no request comes."""
+        if self._sweeper is not None or self.settings.idle_unload_seconds <= 0:
+            return
+        interval = max(1.0, min(60.0, self.settings.idle_unload_seconds / 4))
+
+        def sweep_forever() -> None:
+            while True:
+                time.sleep(interval)
+                try:
+                    self.cache.sweep()
+                except Exception:  # the sweeper must not die silently forever
+                    log.exception("Idle sweep failed")
+
+        self._sweeper = threading.Thread(target=sweep_forever, name="zoo-idle-sweeper", daemon=True)
+        self._sweeper.start()
+
+
+__all__ = ["Loaded", "ModelManager", "ModelNotFound"]

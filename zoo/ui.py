@@ -1,0 +1,279 @@
+"""Gradio from declarations: one tab per plugin, generated from its fields.
+
+This is the only module that turns zoo errors into `gr.Error`. A plugin may build
+its own tab body (chat does) with the helpers of `TabBuilder`.
+"""
+
+from __future__ import annotations
+
+import html
+import inspect
+import logging
+import os
+from typing import Any, Callable, Iterator, Sequence
+
+from zoo import plugin as P
+from zoo.errors import Cancelled, ZooError
+from zoo.models.devices import describe_device
+from zoo.models.refs import parse_ref
+from zoo.registry import Quarantined
+from zoo.runner import Zoo
+
+log = logging.getLogger(__name__)
+
+CSS = """
+.zoo-header h1 {margin-bottom: 0.2em}
+.zoo-model-note {font-size: 0.9em; opacity: 0.85}
+.zoo-tiny {border-left: 4px solid #f59e0b; padding-left: 0.6em}
+.zoo-quarantine {border-left: 4px solid #dc2626; padding-left: 0.6em}
+"""
+
+
+def user_error(exc: BaseException, task: str) -> Exception:
+    """Turn any failure into a readable gr.Error (no stack trace reaches the browser)."""
+    import gradio as gr
+
+    if isinstance(exc, gr.Error):
+        return exc
+    if isinstance(exc, ZooError):
+        return gr.Error(str(exc), title=type(exc).__name__.replace("Invalid", "Invalid ").strip())
+    log.exception("Unexpected error in %s", task)
+    return gr.Error(f"{task} failed: {type(exc).__name__}: {exc}. The server log has the details; "
+                    "other tabs keep working.", title="Something went wrong")
+
+
+def component(field: P.Field, limits: P.Limits, *, output: bool = False, render: bool = True) -> Any:
+    """The gradio component for a declared field."""
+    import gradio as gr
+
+    common: dict[str, Any] = dict(label=field.title, render=render)
+    if isinstance(field, P.Text):
+        if output:
+            return gr.Textbox(lines=field.lines, buttons=["copy"], interactive=False, **common)
+        return gr.Textbox(value=field.default, lines=field.lines, placeholder=field.placeholder, info=field.info,
+                          max_lines=max(field.lines, 20), **common)
+    if isinstance(field, P.Number):
+        lo, hi = field.bounds(limits)
+        if lo is not None and hi is not None and field.name != "seed" and hi - lo <= 10_000:
+            return gr.Slider(minimum=lo, maximum=hi, value=field.default, step=field.step or (1 if field.integer else 0.01),
+                             info=field.info, **common)
+        return gr.Number(value=field.default, minimum=lo, maximum=hi, precision=0 if field.integer else None,
+                         info=field.info, **common)
+    if isinstance(field, P.Choice):
+        return gr.Dropdown(choices=list(field.choices), value=field.default, info=field.info, **common)
+    if isinstance(field, P.Bool):
+        return gr.Checkbox(value=field.default, info=field.info, **common)
+    if isinstance(field, P.Image):
+        return gr.Image(type="pil", interactive=not output, format="png", **common)
+    if isinstance(field, P.Audio):
+        if output:
+            return gr.Audio(type="filepath", interactive=False, **common)
+        return gr.Audio(sources=list(field.sources), type="filepath", **common)
+    if isinstance(field, P.Gallery):
+        return gr.Gallery(type="pil", format="png", columns=2, **common)
+    if isinstance(field, P.Highlight):
+        return gr.HighlightedText(combine_adjacent=True, show_legend=False, **common)
+    if isinstance(field, P.Table):
+        return gr.Dataframe(headers=list(field.headers) or None, interactive=False, wrap=True, **common)
+    if isinstance(field, P.Labels):
+        return gr.Label(**common)
+    if isinstance(field, P.File):
+        return gr.File(interactive=False, **common)
+    if isinstance(field, P.Json):
+        return gr.JSON(**common)
+    raise TypeError(f"No gradio component for field type {type(field).__name__}")
+
+
+def model_note(zoo: Zoo, plugin: P.Plugin, ref: str) -> str:
+    """Markdown saying which model runs, where it comes from, and whether it is a tiny random one."""
+    ok, where = zoo.models.availability(ref)
+    parsed = parse_ref(ref)
+    name = f"[{ref}]({parsed.hub_url})" if parsed.hub_url else f"`{ref}`"
+    if parsed.scheme == "tiny":
+        return (f"<div class='zoo-tiny'>⚠️ <b>Tiny random-weight model</b> (<code>{html.escape(ref)}</code>): "
+                "outputs are noise. It shows the plumbing offline; pick a real model for real results.</div>")
+    status = f"runs from the {where}" if ok else f"**not available here**: {where}"
+    return f"<span class='zoo-model-note'>Model: {name} — {status}.</span>"
+
+
+def api_snippet(plugin: P.Plugin, values: dict[str, Any]) -> str:
+    """A gradio_client call for this tab, with the first example's values."""
+    args = ", ".join(f"{k}={v!r}" for k, v in values.items())
+    return ("```python\nfrom gradio_client import Client\n\n"
+            "client = Client(\"http://127.0.0.1:7860/\")\n"
+            f"result = client.predict({args}, api_name=\"/{plugin.endpoint()}\")\nprint(result)\n```")
+
+
+def _output_value(field: P.Field, value: Any) -> Any:
+    """Adapt a plugin output to what its component displays."""
+    if value is None:
+        return None
+    if isinstance(field, P.Table):
+        return [list(r) for r in value] if value else []
+    if isinstance(field, P.Highlight):
+        return [(text, label) for text, label in value]
+    return value
+
+
+class TabBuilder:
+    """Builds one plugin's tab; its helpers are there for plugins with their own UI."""
+
+    def __init__(self, zoo: Zoo, plugin: P.Plugin):
+        self.zoo = zoo
+        self.plugin = plugin
+        self.inputs: dict[str, Any] = {}
+        self.outputs: list[Any] = []
+
+    # -------------------------------------------------------------- shared pieces
+    def header(self) -> None:
+        """Description and model note."""
+        import gradio as gr
+
+        gr.Markdown(f"### {self.plugin.title}\n{self.plugin.description}")
+        self.note = gr.Markdown(model_note(self.zoo, self.plugin, self.zoo.default_model(self.plugin)))
+
+    def model_picker(self) -> Any:
+        """The model dropdown: defaults and the known list; custom ids where allowed."""
+        import gradio as gr
+
+        custom = self.plugin.models.allow_custom and self.zoo.settings.allow_custom_models
+        picker = gr.Dropdown(choices=self.zoo.model_choices(self.plugin), value=self.zoo.default_model(self.plugin),
+                             allow_custom_value=custom, label="Model",
+                             info="Type a Hub id to try another model" if custom else None)
+        picker.change(lambda ref: model_note(self.zoo, self.plugin, ref) if ref else "", picker, self.note,
+                      api_visibility="private", queue=False)
+        return picker
+
+    def api_help(self, values: dict[str, Any]) -> None:
+        """The 'Use via API' note."""
+        import gradio as gr
+
+        with gr.Accordion("Use via API", open=False):
+            gr.Markdown(api_snippet(self.plugin, values))
+
+    def guard(self, fn: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
+        """Wrap a generator handler so zoo errors become readable gr.Errors."""
+        task = self.plugin.task
+
+        def guarded(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            try:
+                yield from fn(*args, **kwargs)
+            except Cancelled:
+                return
+            except Exception as exc:
+                raise user_error(exc, task) from None
+
+        guarded.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
+        guarded.__name__ = getattr(fn, "__name__", "guarded")
+        return guarded
+
+    def handler(self, names: Sequence[str]) -> Callable[..., Iterator[tuple]]:
+        """A generator for the plugin's endpoint, its parameters named after the fields."""
+        import gradio as gr
+
+        zoo, plugin = self.zoo, self.plugin
+        outputs = list(plugin.outputs)
+
+        def run(*args: Any, progress: Any = gr.Progress()) -> Iterator[tuple]:
+            values = dict(zip(names, args))
+            ctx = P.RunContext(limits=zoo.limits, on_progress=lambda f, d: progress(f if f is not None else 0, desc=d))
+            try:
+                for result in zoo.stream(plugin.task, values, ctx):
+                    shown = tuple(_output_value(f, result.get(f.name)) for f in outputs)
+                    yield shown[0] if len(shown) == 1 else shown  # one output: the API returns it bare
+            finally:
+                ctx.cancel_event.set()  # Stop, disconnect or done: let background work end
+
+        params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names]
+        params.append(inspect.Parameter("progress", inspect.Parameter.KEYWORD_ONLY, default=gr.Progress()))
+        run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        run.__name__ = plugin.endpoint()
+        return self.guard(run)
+
+    # -------------------------------------------------------------- generated tab
+    def build(self) -> None:
+        """The generated tab: inputs and model left, outputs right, examples and API note below."""
+        import gradio as gr
+
+        plugin, limits = self.plugin, self.zoo.limits
+        self.header()
+        with gr.Row():
+            with gr.Column(scale=1):
+                for f in plugin.inputs:
+                    self.inputs[f.name] = component(f, limits)
+                with gr.Row():
+                    run_btn = gr.Button("Run", variant="primary", scale=3)
+                    stop_btn = gr.Button("Stop", variant="stop", scale=1, visible=plugin.can_stream)
+                model = self.model_picker()
+                with gr.Accordion("Advanced options", open=False):
+                    for f in plugin.options:
+                        self.inputs[f.name] = component(f, limits)
+            with gr.Column(scale=1):
+                self.outputs = [component(f, limits, output=True) for f in plugin.outputs]
+        self.inputs["model"] = model
+        names = list(self.inputs)
+        event = run_btn.click(self.handler(names), inputs=list(self.inputs.values()), outputs=self.outputs,
+                              api_name=plugin.endpoint(), concurrency_limit=self.zoo.settings.max_concurrency_per_model,
+                              concurrency_id=f"model-{plugin.task}")
+        first_input = self.inputs[plugin.inputs[0].name] if plugin.inputs else None
+        if isinstance(plugin.inputs[0] if plugin.inputs else None, P.Text) and plugin.inputs[0].lines == 1:
+            first_input.submit(lambda: None, None, None, api_visibility="private", queue=False).then(
+                self.handler(names), list(self.inputs.values()), self.outputs, api_visibility="private")
+        stop_btn.click(None, None, None, cancels=[event], api_visibility="private", queue=False)
+        if plugin.examples:
+            rows = [[ex.get(n, self._default(n)) for n in names] for ex in plugin.examples]
+            gr.Examples(rows, inputs=list(self.inputs.values()), label="Examples")
+        example = {f.name: plugin.examples[0].get(f.name, f.default) if plugin.examples else f.default
+                   for f in plugin.inputs}
+        self.api_help(example)
+
+    def _default(self, name: str) -> Any:
+        if name == "model":
+            return self.zoo.default_model(self.plugin)
+        return next(f.default for f in self.plugin.fields() if f.name == name)
+
+
+def quarantine_tab(q: Quarantined) -> None:
+    """A broken plugin's tab: the error and the fix, details folded away."""
+    import gradio as gr
+
+    gr.Markdown(f"<div class='zoo-quarantine'><h3>⚠️ Plugin <code>{html.escape(q.name)}</code> is unavailable</h3>"
+                f"<p><b>Error:</b> {html.escape(q.error)}</p><p><b>Fix:</b> {html.escape(q.fix)}</p>"
+                f"<p>Source: {html.escape(q.source)}. Every other tab keeps working.</p></div>")
+    with gr.Accordion("Details", open=False):
+        gr.Code(q.details, language=None, label="Traceback")
+
+
+def build_demo(zoo: Zoo | None = None) -> Any:
+    """The whole app: a header, one tab per plugin (and per quarantined plugin), an API footer."""
+    import gradio as gr
+
+    zoo = zoo or Zoo()
+    device = describe_device(zoo.settings.device)
+    mode = "tiny random-weight models" if zoo.settings.tiny else (
+        "offline" if zoo.settings.hub_offline else "online (Hugging Face Hub)")
+    with gr.Blocks(title="Model Zoo", analytics_enabled=False) as demo:
+        gr.Markdown(f"# 🦁 Model Zoo\nEvery model capability is a plugin; each tab is one. "
+                    f"Running on **{device}**, {mode}. {len(zoo.registry)} plugins.",
+                    elem_classes=["zoo-header"])
+        with gr.Tabs():
+            for plugin in zoo.registry.plugins():
+                with gr.Tab(plugin.title, id=plugin.task, elem_id=f"tab-{plugin.task}"):
+                    builder = TabBuilder(zoo, plugin)
+                    if not plugin.build_ui(builder):
+                        builder.build()
+            for q in zoo.registry.quarantined:
+                with gr.Tab(f"⚠️ {q.name}", elem_id=f"tab-broken-{q.name}"):
+                    quarantine_tab(q)
+        gr.Markdown("Each tab is also an HTTP endpoint: open **Use via API** in a tab, or the API page "
+                    "linked below, to call it with `gradio_client`.")
+    demo.zoo = zoo  # tests and the Space app reach the same Zoo through the demo
+    return demo
+
+
+def launch(demo: Any, zoo: Zoo, **kwargs: Any) -> Any:
+    """Queue and launch with the zoo's limits (queue size, upload size) and safe file access."""
+    demo.queue(max_size=zoo.settings.max_queue, default_concurrency_limit=zoo.settings.max_concurrency_per_model)
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    return demo.launch(server_name=zoo.settings.server_name, server_port=zoo.settings.server_port,
+                       max_file_size=zoo.settings.max_file_size, css=CSS, show_error=True, **kwargs)
