@@ -114,7 +114,8 @@ class ModelCache:
             if entry is not None:
                 entry.refs = max(0, entry.refs - 1)
                 entry.last_used = self._clock()
-                self._make_room(keep=None)
+                # The model just used stays even over budget: evicting it would only mean reloading it.
+                self._make_room(keep=key)
 
     @contextmanager
     def use(self, key: Hashable, load: Callable[[], tuple[Any, int]]) -> Iterator[Entry]:

@@ -101,8 +101,9 @@ class Resolver:
     """Runs the resolution chain; knows nothing about model families."""
 
     def __init__(self, offline: Callable[[], bool], allow_pickle: bool, tiny_dir: Path,
-                 build_tiny: Callable[[str, Path], Path] | None = None):
+                 build_tiny: Callable[[str, Path], Path] | None = None, hf_cache_dir: Path | None = None):
         self._offline = offline
+        self._hf_cache_dir = str(hf_cache_dir) if hf_cache_dir else None
         self._allow_pickle = allow_pickle
         self._tiny_dir = tiny_dir
         self._build_tiny = build_tiny
@@ -171,8 +172,10 @@ class Resolver:
             from huggingface_hub import hf_hub_download, snapshot_download
 
             if ref.filename:
-                return Path(hf_hub_download(ref.name, ref.filename, revision=ref.revision, local_files_only=True))
-            path = Path(snapshot_download(ref.name, revision=ref.revision, local_files_only=True))
+                return Path(hf_hub_download(ref.name, ref.filename, revision=ref.revision, local_files_only=True,
+                                            cache_dir=self._hf_cache_dir))
+            path = Path(snapshot_download(ref.name, revision=ref.revision, local_files_only=True,
+                                          cache_dir=self._hf_cache_dir))
             # An empty snapshot (only README fetched) is not a usable model.
             return path if any(path.glob("*.json")) else None
         except Exception:  # not cached: LocalEntryNotFoundError and friends
@@ -182,8 +185,8 @@ class Resolver:
         from huggingface_hub import hf_hub_download, list_repo_files, snapshot_download
 
         if ref.filename:
-            return Path(hf_hub_download(ref.name, ref.filename, revision=ref.revision))
-        files = list_repo_files(ref.name, revision=ref.revision)
+            return Path(hf_hub_download(ref.name, ref.filename, revision=ref.revision, cache_dir=self._hf_cache_dir))
+        files = list_repo_files(ref.name, revision=ref.revision)  # one call, to vet the weight format
         has_safetensors = any(f.endswith(".safetensors") for f in files)
         has_ct2 = "model.bin" in files and any(f.startswith("vocabulary") for f in files)
         if not has_safetensors and not has_ct2 and not self._allow_pickle and any(
@@ -194,7 +197,8 @@ class Resolver:
                 "pick a model with .safetensors weights, or set ZOO_ALLOW_PICKLE=1 if you trust it",
             )
         patterns = list(_SAFE_PATTERNS) + (_PICKLE_PATTERNS if self._allow_pickle else [])
-        return Path(snapshot_download(ref.name, revision=ref.revision, allow_patterns=patterns))
+        return Path(snapshot_download(ref.name, revision=ref.revision, allow_patterns=patterns,
+                                      cache_dir=self._hf_cache_dir))
 
 
 def detect_family(path: Path) -> str:

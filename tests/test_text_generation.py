@@ -1,0 +1,80 @@
+"""Text generation: streaming, determinism, validation (tiny), and the real SmolLM2 answer."""
+
+from __future__ import annotations
+
+import pytest
+
+from zoo.errors import InvalidInput
+from zoo.runner import Zoo
+
+
+def test_streams_growing_text(tiny_zoo: Zoo) -> None:
+    chunks = [out["text"] for out in tiny_zoo.stream(
+        "text-generation", {"prompt": "Once upon a time", "max_new_tokens": 12, "seed": 3, "temperature": 1.0})]
+    assert len(chunks) >= 2, chunks
+    for before, after in zip(chunks, chunks[1:]):
+        assert after.startswith(before) and len(after) > len(before)
+    assert len(chunks[-1]) > 0
+
+
+def test_seeded_sampling_is_deterministic(tiny_zoo: Zoo) -> None:
+    def run(seed: int) -> str:
+        return tiny_zoo.run("text-generation", prompt="Hello there", max_new_tokens=16, temperature=1.0,
+                            seed=seed)["text"]
+
+    assert run(7) == run(7)
+    assert len({run(s) for s in (1, 2, 3)}) > 1
+
+
+def test_options_are_checked_against_limits(tiny_zoo: Zoo) -> None:
+    with pytest.raises(InvalidInput) as err:
+        tiny_zoo.run("text-generation", prompt="hi", max_new_tokens=100_000)
+    assert "max_new_tokens" in str(err.value) and "between 1 and 1024" in str(err.value)
+    with pytest.raises(InvalidInput, match="temperature"):
+        tiny_zoo.run("text-generation", prompt="hi", temperature=-1)
+    with pytest.raises(InvalidInput, match="must not be empty"):
+        tiny_zoo.run("text-generation", prompt=" \n\t ")
+    with pytest.raises(InvalidInput, match="not a parameter"):
+        tiny_zoo.run("text-generation", prompt="hi", max_tokens=5)
+
+
+def test_stop_ends_generation_early(tiny_zoo: Zoo) -> None:
+    from zoo.plugin import RunContext
+
+    ctx = RunContext()
+    seen = []
+    for out in tiny_zoo.stream("text-generation", {"prompt": "a", "max_new_tokens": 400, "temperature": 1.0,
+                                                   "seed": 1}, ctx):
+        seen.append(out["text"])
+        if len(seen) == 3:
+            ctx.cancel_event.set()
+    assert 3 <= len(seen) < 20
+
+
+def test_tiny_model_is_labelled(tiny_zoo: Zoo) -> None:
+    from zoo.ui import model_note
+
+    plugin = tiny_zoo.registry.get("text-generation")
+    assert tiny_zoo.default_model(plugin) == "tiny:causal-lm"
+    assert "Tiny random-weight model" in model_note(tiny_zoo, plugin, "tiny:causal-lm")
+
+
+@pytest.mark.real
+def test_smollm2_knows_the_capital_of_france(real_zoo: Zoo) -> None:
+    plugin = real_zoo.registry.get("text-generation")
+    assert real_zoo.default_model(plugin) == "HuggingFaceTB/SmolLM2-135M-Instruct"  # resolves to the package
+    from zoo.models.lm import GenerationStats
+
+    out = real_zoo.run("text-generation", prompt="What is the capital of France?", temperature=0,
+                       max_new_tokens=24)
+    assert "Paris" in out["text"], out
+    with real_zoo.models.use(real_zoo.default_model(plugin), "causal-lm") as loaded:
+        assert loaded.resolved.source == "packaged" and loaded.family == "gguf"
+        stats = GenerationStats()
+        from zoo.models.lm import GenerationParams
+
+        loaded.model.generate(loaded.model.chat_prompt([{"role": "user", "content": "Count from 1 to 30."}]),
+                              GenerationParams(max_new_tokens=48, temperature=0), stats=stats)
+    print(f"\nSmolLM2-135M decode: {stats.new_tokens} tokens at {stats.tokens_per_second:.1f} tokens/s, "
+          f"first token {stats.first_token_seconds:.2f}s")
+    assert stats.new_tokens > 10

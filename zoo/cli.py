@@ -1,0 +1,130 @@
+"""Command line: `python -m zoo list`, `python -m zoo run TASK --field value ...`, `python -m zoo serve`.
+
+`run` flags are generated from the plugin's declaration, so every plugin gets a CLI
+for free. Results are printed as JSON; images and audio are written to files and
+their paths printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+from zoo.errors import ZooError
+from zoo.plugin import Bool, Number
+from zoo.settings import Settings, build_arg_parser
+
+
+def _jsonable(value: Any, out_dir: Path, name: str) -> Any:
+    """Make a plugin output printable: PIL images become PNG files, paths become strings."""
+    if hasattr(value, "save") and hasattr(value, "size"):  # a PIL image
+        path = out_dir / f"{name}.png"
+        value.save(path, pnginfo=_pnginfo(value))
+        return str(path)
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v, out_dir, f"{name}-{i}") for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {k: _jsonable(v, out_dir, f"{name}-{k}") for k, v in value.items()}
+    return value
+
+
+def _pnginfo(image: Any) -> Any:
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    for k, v in getattr(image, "info", {}).items():
+        if isinstance(v, str):
+            info.add_text(k, v)
+    return info
+
+
+def cmd_list(settings: Settings, as_json: bool) -> int:
+    """Print each plugin with its task, default model and whether that model is available here."""
+    from zoo.runner import Zoo
+
+    zoo = Zoo(settings)
+    rows = []
+    for plugin in zoo.registry.plugins():
+        default = zoo.default_model(plugin)
+        ok, where = zoo.models.availability(default)
+        rows.append({"task": plugin.task, "title": plugin.title, "endpoint": "/" + plugin.endpoint(),
+                     "default_model": default, "available": ok, "source": where,
+                     "online_default": plugin.models.online, "offline_default": plugin.models.offline})
+    broken = [{"plugin": q.name, "error": q.error, "fix": q.fix} for q in zoo.registry.quarantined]
+    if as_json:
+        print(json.dumps({"plugins": rows, "quarantined": broken}, indent=2))
+        return 0
+    width = max([len(r["task"]) for r in rows] + [4])
+    for r in rows:
+        mark = "ok " if r["available"] else "-- "
+        print(f"{mark}{r['task']:<{width}}  {r['default_model']}  ({r['source']})")
+    for b in broken:
+        print(f"!! {b['plugin']:<{width}}  quarantined: {b['error']}  Fix: {b['fix']}")
+    return 0
+
+
+def cmd_run(settings: Settings, task: str, argv: Sequence[str], out_dir: Path | None) -> int:
+    """Run one plugin with flags built from its fields; print the outputs as JSON."""
+    from zoo.runner import Zoo
+
+    zoo = Zoo(settings)
+    plugin = zoo.registry.get(task)
+    parser = argparse.ArgumentParser(prog=f"python -m zoo run {plugin.task}", description=plugin.description)
+    for f in plugin.fields():
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(f, Bool):
+            parser.add_argument(flag, dest=f.name, type=lambda s: s.lower() in {"1", "true", "yes", "on"},
+                                default=None, help=f.info or f.title)
+        elif isinstance(f, Number):
+            parser.add_argument(flag, dest=f.name, type=float, default=None,
+                                help=f"{f.info or f.title} (default {f.default})")
+        else:
+            parser.add_argument(flag, dest=f.name, default=None, help=f.info or f.title)
+    parser.add_argument("--model", default=None, help=f"default {zoo.default_model(plugin)}")
+    args = parser.parse_args(list(argv))
+    values = {k: v for k, v in vars(args).items() if v is not None}
+    result = zoo.run(plugin.task, **values)
+    out = out_dir or Path(tempfile.mkdtemp(prefix="zoo-"))
+    print(json.dumps({k: _jsonable(v, out, k) for k, v in result.items()}, indent=2, default=str))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `python -m zoo`."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="python -m zoo", description="Model Zoo command line")
+    build_arg_parser(parser)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_list = sub.add_parser("list", help="plugins, tasks, default models and whether each is available here")
+    p_list.add_argument("--json", action="store_true")
+    p_run = sub.add_parser("run", help="run one plugin: python -m zoo run TASK --prompt ...", add_help=False)
+    p_run.add_argument("task")
+    p_run.add_argument("--out", type=Path, default=None, help="folder for image/audio outputs")
+    sub.add_parser("serve", help="start the web app (same as python app.py)")
+    args, rest = parser.parse_known_args(argv)
+    try:
+        settings = Settings.from_env().apply_args(args)
+        if args.command == "list":
+            return cmd_list(settings, args.json)
+        if args.command == "run":
+            return cmd_run(settings, args.task, rest, args.out)
+        if rest:
+            parser.error(f"unrecognised arguments: {' '.join(rest)}")
+        if args.command == "serve":
+            from zoo.runner import Zoo
+            from zoo.ui import build_demo, launch
+
+            zoo = Zoo(settings)
+            launch(build_demo(zoo), zoo)
+            return 0
+        return args.handler(settings, args)
+    except ZooError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
