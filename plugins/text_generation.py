@@ -35,6 +35,8 @@ class TextGeneration(Plugin):
         Float("repetition_penalty", 1.1, 1.0, 2.0, step=0.05),
         Seed(),
         Bool("chat_template", True, label="Use chat template", info="Off for base models / raw completion"),
+        Text("system_prompt", "You are a helpful assistant.", required=False, lines=2,
+             info="Used with the chat template; empty = the model's own default"),
     )
     outputs = (Text("text", label="Output", lines=8),)
     examples = (
@@ -51,7 +53,9 @@ class TextGeneration(Plugin):
         prompt = values["prompt"]
         templated = values["chat_template"] and lm.has_chat_template
         if templated:
-            prompt = lm.chat_prompt([{"role": "user", "content": prompt}])
+            system = values["system_prompt"].strip()
+            messages = [{"role": "system", "content": system}] if system else []
+            prompt = lm.chat_prompt(messages + [{"role": "user", "content": prompt}])
         params = GenerationParams(
             max_new_tokens=values["max_new_tokens"], temperature=values["temperature"], top_p=values["top_p"],
             top_k=values["top_k"], repetition_penalty=values["repetition_penalty"], seed=values["seed"],

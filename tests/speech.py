@@ -14,7 +14,7 @@ SENTENCES = (
     "We are going to the market to buy some fresh bread and milk.",
     "The children played football in the park until it was dark.",
     "She reads a book every evening before she goes to sleep.",
-    "The train to London leaves from platform four at nine o'clock.",
+    "The train to London leaves from the station every morning.",
     "Our teacher asked us to write a short story about our summer.",
 )
 

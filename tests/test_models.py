@@ -237,7 +237,7 @@ def test_corrupt_model_gives_clear_error_then_recovers(settings, tmp_path: Path)
 
 @pytest.mark.real
 def test_gguf_dequantisation_is_cached_on_disk(tmp_path: Path, settings) -> None:
-    fresh = settings.replace(cache_dir=tmp_path)
+    fresh = settings.replace(cache_dir=tmp_path, gguf_backend="transformers")
     t0 = time.perf_counter()
     first = ModelManager(fresh).load("packaged:smollm2-135m-instruct", "causal-lm")
     first_s = time.perf_counter() - t0

@@ -133,7 +133,8 @@ class Choice(Field):
         if value is None or value == "":
             value = self.default
         if value not in self.choices:
-            raise InvalidInput(self.name, value, f"must be one of {', '.join(map(str, self.choices))}")
+            options = ", ".join(map(str, self.choices))
+            raise InvalidInput(self.name, value, f"must be one of {options}", f"pick one of {options}")
         return value
 
 

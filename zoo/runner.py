@@ -13,6 +13,7 @@ import random
 from typing import Any, Iterator, Mapping
 
 from zoo.errors import InvalidInput, ModelNotAllowed
+from zoo.gpu import ZeroGPU
 from zoo.models import ModelManager, parse_ref
 from zoo.plugin import Limits, Plugin, RunContext
 from zoo.registry import Registry
@@ -31,6 +32,7 @@ class Zoo:
             allow=self.settings.plugins, deny=self.settings.disabled_plugins)
         self.models = models or ModelManager(self.settings)
         self.limits = Limits.from_settings(self.settings)
+        self.gpu = ZeroGPU(self)  # inactive (a no-op) unless the Space runs on ZeroGPU
 
     # ------------------------------------------------------------------ models
     def default_model(self, plugin: Plugin) -> str:
@@ -98,9 +100,16 @@ class Zoo:
         """Run a plugin, yielding growing outputs (one final dict for non-streaming plugins)."""
         plugin = self.registry.get(task)
         checked = self.check(plugin, values)
-        ref, kind = plugin.model_for(checked, self.default_model(plugin))
         ctx = ctx or RunContext(limits=self.limits)
         ctx.limits = self.limits
+        if self.gpu.active:  # ZeroGPU: the model work runs under spaces.GPU (see zoo/gpu.py)
+            yield from self.gpu.stream(plugin.task, checked, ctx)
+            return
+        yield from self.stream_checked(plugin, checked, ctx)
+
+    def stream_checked(self, plugin: Plugin, checked: dict[str, Any], ctx: RunContext) -> Iterator[dict[str, Any]]:
+        """Load the model and run the plugin on values `check` returned (ZeroGPU's worker enters here)."""
+        ref, kind = plugin.model_for(checked, self.default_model(plugin))
         with self.models.use(ref, kind, progress=ctx.on_progress) as loaded:
             ctx.model_ref = ref
             ctx.model_revision = loaded.resolved.ref.revision
@@ -111,8 +120,10 @@ class Zoo:
             else:
                 yield plugin.run(loaded, checked, ctx)
 
-    def run(self, task: str, ctx: RunContext | None = None, **values: Any) -> dict[str, Any]:
+    def run(self, task: str, /, ctx: RunContext | None = None, **values: Any) -> dict[str, Any]:
         """Run a plugin to completion and return its outputs."""
+        # `task` is positional-only so that a plugin may declare a field named `task`
+        # (speech recognition's transcribe/translate) and still be called with keywords.
         result: dict[str, Any] = {}
         for result in self.stream(task, values, ctx):
             pass

@@ -83,6 +83,8 @@ class Settings:
     allow_pickle: bool = False
     cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "model-zoo")
     threads: int = 0
+    gguf_backend: str = "auto"
+    llama_context: int = 4096
     model_overrides: Mapping[str, str] = field(default_factory=dict)
     max_text_chars: int = 20_000
     max_new_tokens: int = 1024
@@ -172,6 +174,13 @@ def _device(name: str, raw: str) -> str:
     return value
 
 
+def _gguf_backend(name: str, raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in {"auto", "llama-cpp", "transformers"}:
+        raise InvalidInput(name, raw, "must be one of auto, llama-cpp, transformers")
+    return value
+
+
 def _list(_name: str, raw: str) -> tuple[str, ...]:
     return parse_list(raw)
 
@@ -193,6 +202,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("trust_remote_code", "ZOO_TRUST_REMOTE_CODE", "Run model repos' own Python code. Default off.", parse_bool),
     Setting("allow_pickle", "ZOO_ALLOW_PICKLE", "Allow pickle (.bin/.pt) weights. Default off: safetensors only.", parse_bool),
     Setting("cache_dir", "ZOO_CACHE_DIR", "Where converted weights and tiny models are cached. Default ~/.cache/model-zoo.", _path),
+    Setting("gguf_backend", "ZOO_GGUF_BACKEND", "GGUF models run on llama-cpp (fast on CPU) or transformers; auto = llama-cpp when installed and on CPU.", _gguf_backend),
+    Setting("llama_context", "ZOO_LLAMA_CONTEXT", "Context window (tokens) for GGUF models run by llama.cpp. Default 4096.", _int),
     Setting("threads", "ZOO_THREADS", "CPU threads for torch (0 = torch's default).", _int),
     Setting("max_text_chars", "ZOO_MAX_TEXT_CHARS", "Longest text input accepted. Default 20000.", _int),
     Setting("max_new_tokens", "ZOO_MAX_NEW_TOKENS", "Upper limit for max_new_tokens. Default 1024.", _int),

@@ -47,9 +47,11 @@ def component(field: P.Field, limits: P.Limits, *, output: bool = False, render:
     import gradio as gr
 
     common: dict[str, Any] = dict(label=field.title, render=render)
+    if output:
+        common["interactive"] = False  # outputs are read-only, numbers and switches included
     if isinstance(field, P.Text):
         if output:
-            return gr.Textbox(lines=field.lines, buttons=["copy"], interactive=False, **common)
+            return gr.Textbox(lines=field.lines, buttons=["copy"], **common)
         return gr.Textbox(value=field.default, lines=field.lines, placeholder=field.placeholder, info=field.info,
                           max_lines=max(field.lines, 20), **common)
     if isinstance(field, P.Number):
@@ -64,21 +66,23 @@ def component(field: P.Field, limits: P.Limits, *, output: bool = False, render:
     if isinstance(field, P.Bool):
         return gr.Checkbox(value=field.default, info=field.info, **common)
     if isinstance(field, P.Image):
-        return gr.Image(type="pil", interactive=not output, format="png", **common)
+        return gr.Image(type="pil", format="png", **common)
     if isinstance(field, P.Audio):
         if output:
-            return gr.Audio(type="filepath", interactive=False, **common)
+            return gr.Audio(type="filepath", **common)
         return gr.Audio(sources=list(field.sources), type="filepath", **common)
     if isinstance(field, P.Gallery):
         return gr.Gallery(type="pil", format="png", columns=2, **common)
     if isinstance(field, P.Highlight):
         return gr.HighlightedText(combine_adjacent=True, show_legend=False, **common)
     if isinstance(field, P.Table):
-        return gr.Dataframe(headers=list(field.headers) or None, interactive=False, wrap=True, **common)
+        return gr.Dataframe(headers=list(field.headers) or None, wrap=True, **{"interactive": False, **common})
+    if isinstance(field, (P.Labels, P.Json)):
+        common.pop("interactive", None)  # display-only components take no such argument
     if isinstance(field, P.Labels):
         return gr.Label(**common)
     if isinstance(field, P.File):
-        return gr.File(interactive=False, **common)
+        return gr.File(**{"interactive": False, **common})
     if isinstance(field, P.Json):
         return gr.JSON(**common)
     raise TypeError(f"No gradio component for field type {type(field).__name__}")
@@ -221,8 +225,10 @@ class TabBuilder:
                 self.handler(names), list(self.inputs.values()), self.outputs, api_visibility="private")
         stop_btn.click(None, None, None, cancels=[event], api_visibility="private", queue=False)
         if plugin.examples:
-            rows = [[ex.get(n, self._default(n)) for n in names] for ex in plugin.examples]
-            gr.Examples(rows, inputs=list(self.inputs.values()), label="Examples")
+            # Only the columns some example sets: a table of defaults would hide what matters.
+            shown = [n for n in names if any(n in ex for ex in plugin.examples)]
+            rows = [[ex.get(n, self._default(n)) for n in shown] for ex in plugin.examples]
+            gr.Examples(rows, inputs=[self.inputs[n] for n in shown], label="Examples")
         example = {f.name: plugin.examples[0].get(f.name, f.default) if plugin.examples else f.default
                    for f in plugin.inputs}
         self.api_help(example)
@@ -253,7 +259,7 @@ def build_demo(zoo: Zoo | None = None) -> Any:
     mode = "tiny random-weight models" if zoo.settings.tiny else (
         "offline" if zoo.settings.hub_offline else "online (Hugging Face Hub)")
     with gr.Blocks(title="Model Zoo", analytics_enabled=False) as demo:
-        gr.Markdown(f"# 🦁 Model Zoo\nEvery model capability is a plugin; each tab is one. "
+        gr.Markdown(f"# Model Zoo\nEvery model capability is a plugin; each tab is one. "
                     f"Running on **{device}**, {mode}. {len(zoo.registry)} plugins.",
                     elem_classes=["zoo-header"])
         with gr.Tabs():

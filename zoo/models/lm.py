@@ -65,6 +65,11 @@ class TransformersLM:
         """Tokens in a text, for window checks."""
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
+    @property
+    def context_length(self) -> int:
+        """The longest prompt plus completion the model handles."""
+        return int(getattr(self.model.config, "max_position_embeddings", None) or 2048)
+
     def stream(self, prompt: str, params: GenerationParams, cancel: threading.Event | None = None,
                stats: GenerationStats | None = None, templated: bool = True) -> Iterator[str]:
         """Yield text pieces as they are decoded; stops early when `cancel` is set or the caller leaves."""
@@ -129,3 +134,88 @@ class TransformersLM:
                  stats: GenerationStats | None = None) -> str:
         """The whole completion at once."""
         return "".join(self.stream(prompt, params, stats=stats, templated=templated))
+
+
+@dataclass
+class LlamaCppLM:
+    """A GGUF model run by llama.cpp (llama-cpp-python): the fast CPU path for quantised LMs."""
+
+    llm: Any
+    name: str = ""
+    device: str = "cpu"
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def chat_template(self) -> str | None:
+        """The Jinja chat template stored in the GGUF metadata, if any."""
+        return (getattr(self.llm, "metadata", None) or {}).get("tokenizer.chat_template")
+
+    @property
+    def has_chat_template(self) -> bool:
+        """Instruct GGUFs carry their chat template in the metadata."""
+        return bool(self.chat_template)
+
+    def _token_text(self, token_id: int) -> str:
+        return self.llm.detokenize([token_id], special=True).decode("utf-8", "ignore")
+
+    def chat_prompt(self, messages: list[dict[str, str]]) -> str:
+        """Render the conversation with the GGUF's own template (a plain transcript without one)."""
+        template = self.chat_template
+        if not template:
+            lines = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
+            return "\n".join(lines) + "\nAssistant:"
+        import jinja2.sandbox
+
+        env = jinja2.sandbox.ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+        return env.from_string(template).render(
+            messages=messages, add_generation_prompt=True,
+            bos_token=self._token_text(self.llm.token_bos()), eos_token=self._token_text(self.llm.token_eos()),
+        )
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens in a text, for window checks."""
+        return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    @property
+    def context_length(self) -> int:
+        """The context window the model was loaded with."""
+        return int(self.llm.n_ctx())
+
+    def stream(self, prompt: str, params: GenerationParams, cancel: threading.Event | None = None,
+               stats: GenerationStats | None = None, templated: bool = True) -> Iterator[str]:
+        """Yield text pieces as llama.cpp decodes them; leaving the loop stops decoding."""
+        stats = stats if stats is not None else GenerationStats()
+        tokens = self.llm.tokenize(prompt.encode("utf-8"), add_bos=not templated, special=True)
+        stats.prompt_tokens = len(tokens)
+        greedy = params.temperature <= 0
+        started = time.perf_counter()
+        with self._lock:  # one llama.cpp context cannot decode two requests at once
+            try:
+                chunks = self.llm.create_completion(
+                    tokens, max_tokens=params.max_new_tokens, stream=True,
+                    temperature=0.0 if greedy else params.temperature, top_p=1.0 if greedy else params.top_p,
+                    top_k=1 if greedy else params.top_k, repeat_penalty=params.repetition_penalty,
+                    seed=params.seed if params.seed is not None else -1,
+                )
+                for chunk in chunks:
+                    if cancel is not None and cancel.is_set():
+                        break
+                    stats.new_tokens += 1
+                    if stats.first_token_seconds is None:
+                        stats.first_token_seconds = time.perf_counter() - started
+                    piece = chunk["choices"][0]["text"]
+                    if piece:
+                        yield piece
+            finally:
+                stats.seconds = time.perf_counter() - started
+
+    def generate(self, prompt: str, params: GenerationParams, templated: bool = True,
+                 stats: GenerationStats | None = None) -> str:
+        """The whole completion at once."""
+        return "".join(self.stream(prompt, params, stats=stats, templated=templated))
+
+    def close(self) -> None:
+        """Free llama.cpp's memory now rather than at garbage collection."""
+        close = getattr(self.llm, "close", None)
+        if callable(close):
+            close()

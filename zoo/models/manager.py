@@ -106,7 +106,8 @@ class ModelManager:
 
         return LoadContext(device=self.device, dtype=pick_dtype(self.device), cache_dir=self.settings.cache_dir,
                            trust_remote_code=self.settings.trust_remote_code,
-                           allow_pickle=self.settings.allow_pickle, threads=self.settings.threads)
+                           allow_pickle=self.settings.allow_pickle, threads=self.settings.threads,
+                           gguf_backend=self.settings.gguf_backend, llama_context=self.settings.llama_context)
 
     @contextmanager
     def use(self, ref: str, kind: str, progress: Callable[[float | None, str], None] | None = None
