@@ -8,10 +8,12 @@ their paths printed.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 import tempfile
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Sequence
 
 from zoo.errors import ZooError
@@ -95,6 +97,50 @@ def cmd_run(settings: Settings, task: str, argv: Sequence[str], out_dir: Path | 
     return 0
 
 
+def space_builder() -> ModuleType:
+    """The Space builder, spaces/builder.py, loaded by path (spaces/ is not a package: see its docstring)."""
+    name = "zoo_space_builder"
+    if name in sys.modules:
+        return sys.modules[name]
+    path = Path(__file__).resolve().parent.parent / "spaces" / "builder.py"
+    if not path.is_file():
+        raise ZooError(f"The Space builder is not here ({path} is missing).",
+                       "run `python -m zoo space ...` from a clone of the Model Zoo repository")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules[name] = module
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def _add_space_arguments(space: argparse.ArgumentParser) -> None:
+    """`space build` and `space push`; declared here so that other commands never load the builder."""
+    sub = space.add_subparsers(dest="space_command", required=True)
+    p_build = sub.add_parser("build", help="write a complete, self-contained Space folder")
+    p_build.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder to write: new, empty, or an earlier build")
+    p_push = sub.add_parser("push", help="create the Space repo and upload a built folder (huggingface_hub)")
+    p_push.add_argument("--repo-id", required=True, metavar="USER/NAME", help="USER/NAME of the Space")
+    p_push.add_argument("--private", action="store_true", help="create the Space as private")
+    p_push.add_argument("--dry-run", action="store_true", help="print the files that would be uploaded; no network")
+    p_push.add_argument("--from", dest="source", type=Path, metavar="DIR", default=None,
+                        help="a folder written by `space build` (default: build one now, with the options below)")
+    for p in (p_build, p_push):
+        # dest differs from the global --plugins, which selects the plugins of the running app
+        p.add_argument("--plugins", dest="space_plugins", metavar="TASKS", default=None,
+                       help="comma-separated tasks to put in the Space (default: every working plugin)")
+        p.add_argument("--hardware", metavar="FLAVOR", default=None,
+                       help="Spaces hardware: cpu-basic (default), cpu-upgrade, zero-a10g (ZeroGPU), t4-small, ...")
+        p.add_argument("--title", default=None, help="the Space's title (default 'Model Zoo')")
+        p.set_defaults(handler=_space_handler)
+
+
+def _space_handler(settings: Settings, args: argparse.Namespace) -> int:
+    builder = space_builder()
+    if args.space_command == "build":
+        return builder.cmd_build(settings, args)
+    return builder.cmd_push(settings, args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `python -m zoo`."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -107,6 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_run.add_argument("task")
     p_run.add_argument("--out", type=Path, default=None, help="folder for image/audio outputs")
     sub.add_parser("serve", help="start the web app (same as python app.py)")
+    p_space = sub.add_parser("space", help="build a Hugging Face Space folder, or push one: space build|push --help")
+    _add_space_arguments(p_space)
     args, rest = parser.parse_known_args(argv)
     try:
         settings = Settings.from_env().apply_args(args)
