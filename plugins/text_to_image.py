@@ -1,0 +1,302 @@
+"""Text to image: a prompt in, pictures out, painted by a diffusion pipeline step by step.
+
+Same prompt, options and seed give the same image: image i of a request uses its own
+generator seeded with `seed + i`, so any image of a batch can be made again alone.
+Every image carries how it was made (prompt, seed, steps, size, model and revision,
+zoo version) as JSON in a PNG text chunk (see zoo.media), which gradio keeps when it
+saves `gr.Image(format="png")` outputs, so API clients receive it in the file.
+
+The pipeline runs in a worker thread while `stream` reports each denoising step
+(progress plus a rough preview made from the latents); that keeps the generator
+responsive, so Stop and client disconnects end the run at the next step.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import queue
+import random
+import threading
+import weakref
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from zoo import __version__
+from zoo.errors import Cancelled, InvalidInput
+from zoo.plugin import Float, Gallery, Image, Int, Json, Limits, ModelChoices, Number, Plugin, RunContext, Seed, Text
+
+#: Smallest side accepted (besides 0 = native): below it the UNet's downsampling runs out of pixels.
+MIN_SIDE = 64
+#: Sides a model was trained at, where its config says otherwise (sdxl-turbo's says 1024).
+NATIVE_SIDE = {"stabilityai/sdxl-turbo": 512}
+#: What the image and its metadata say when the random-weight tiny pipeline made it.
+TINY_NOTE = ("Made by the tiny random-weight pipeline (no real text-to-image weights are available offline): "
+             "the image is noise, not a picture of the prompt. Pick a real model such as stabilityai/sd-turbo.")
+# Arguments a pipeline's __call__ must take for this plugin to drive it.
+_REQUIRED_ARGS = ("prompt", "negative_prompt", "width", "height", "num_inference_steps", "guidance_scale",
+                  "num_images_per_prompt", "generator", "callback_on_step_end")
+
+
+class TextToImage(Plugin):
+    """Seeded text-to-image generation with per-step progress and PNG metadata."""
+
+    task = "text-to-image"
+    title = "Text to image"
+    description = (
+        "Describe a picture; a diffusion model paints it in a few denoising steps. The same prompt, options and "
+        "seed give the same image, and every PNG carries its prompt, seed and settings as metadata. "
+        "No real text-to-image weights ship with the zoo: offline, unless sd-turbo is in the Hugging Face "
+        "cache, the tab runs a **tiny random-weight pipeline whose images are noise**: it shows the plumbing, "
+        "not a picture."
+    )
+    order = 30
+    model_kind = "text-to-image"
+    models = ModelChoices(
+        online="stabilityai/sd-turbo",
+        offline="tiny:text-to-image",
+        tiny="tiny:text-to-image",
+        known=("stabilityai/sdxl-turbo",),
+    )
+    inputs = (
+        Text("prompt", lines=3, placeholder="A watercolor painting of a red fox in the snow"),
+        Text("negative_prompt", lines=1, required=False, placeholder="blurry, low quality",
+             info="What to keep out of the picture; used only when guidance scale > 1"),
+    )
+    options = (
+        Int("width", 0, 0, 2048, step=8, limit="max_image_side",
+            info="Pixels, a multiple of 8; 0 = the model's native size (512 for sd-turbo, 64 for the tiny pipeline)"),
+        Int("height", 0, 0, 2048, step=8, limit="max_image_side",
+            info="Pixels, a multiple of 8; 0 = the model's native size"),
+        Int("steps", 2, 1, 150, limit="max_steps", info="Denoising steps: 1-4 for turbo models, 20-50 for others"),
+        Float("guidance_scale", 0.0, 0.0, 20.0, step=0.5,
+              info="How strictly to follow the prompt: 0 for turbo models, 5-8 for others"),
+        Seed(),
+        Int("num_images", 1, 1, 4, label="Number of images", info="Image i uses seed + i"),
+    )
+    outputs = (
+        Image("image", label="Image"),
+        Gallery("images", label="All images (when more than one)"),
+        Number("seed", 0, integer=True, label="Seed used"),
+        Json("metadata", label="Metadata (also inside each PNG)"),
+    )
+    examples = (
+        {"prompt": "A watercolor painting of a red fox in the snow", "seed": 42},
+        {"prompt": "A cozy wooden cabin in a pine forest at dusk, warm light in the windows, photo", "steps": 4,
+         "seed": 7},
+        {"prompt": "An astronaut riding a horse on the moon, digital art", "num_images": 2, "seed": 1},
+    )
+    can_stream = True
+
+    def check(self, values: dict[str, Any], limits: Limits) -> None:
+        """Sides must be multiples of 8 (the VAE and UNet halve them) and not tiny."""
+        for name in ("width", "height"):
+            side = values[name]
+            field = next(f for f in self.options if f.name == name)
+            _, hi = field.bounds(limits)
+            if side % 8:
+                lower, upper = side // 8 * 8, side // 8 * 8 + 8
+                near = f"{lower} or {upper}" if upper <= hi else str(lower)
+                raise InvalidInput(name, side, "must be a multiple of 8", f"use {near}")
+            if 0 < side < MIN_SIDE:
+                raise InvalidInput(name, side, f"must be 0 (the model's native size) or at least {MIN_SIDE}",
+                                   f"use 0, or a multiple of 8 from {MIN_SIDE} to {int(hi)}")
+
+    def __init__(self) -> None:
+        self.tokenizers = TokenizerLoans()
+
+    def stream(self, model: Any, values: dict[str, Any], ctx: RunContext) -> Iterator[dict[str, Any]]:
+        """Yield a latent preview per denoising step, then the images with their metadata."""
+        pipe = model.model  # shared with every request on this model: read only here
+        check_pipeline(pipe, ctx.model_ref)
+        width, height = output_size(pipe, ctx.model_ref, values["width"], values["height"], ctx.limits)
+        seed = values["seed"] if values["seed"] >= 0 else random.randrange(2**31)  # Zoo.check already picks one
+        steps, count = values["steps"], values["num_images"]
+        events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        stop = threading.Event()  # set when this generator ends early, so the worker does too
+
+        def on_step_end(p: Any, i: int, t: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+            if stop.is_set():
+                raise Cancelled("The request was stopped.")
+            ctx.raise_if_cancelled()
+            latents = tensors.get("latents")
+            events.put(("step", (i + 1, getattr(p, "num_timesteps", None) or steps,
+                                 None if latents is None else latents[:1].detach().clone())))
+            return tensors
+
+        def work() -> None:
+            try:
+                with self.tokenizers.borrow(pipe) as tokenizers:
+                    own = private_pipeline(pipe, tokenizers)
+                    events.put(("done", generate(own, values, width, height, seed, on_step_end)))
+            except BaseException as exc:  # handed to the generator, which re-raises it
+                events.put(("error", exc))
+
+        worker = threading.Thread(target=work, name="zoo-text-to-image", daemon=True)
+        worker.start()
+        try:
+            while True:
+                kind, payload = events.get()
+                if kind == "error":
+                    raise payload
+                if kind == "done":
+                    images = payload
+                    break
+                step, total, latents = payload
+                tail = ", decoding the image" if step == total else ""
+                ctx.progress(step / total, f"Denoising step {step}/{total}{tail}")  # raises Cancelled on Stop
+                yield {"image": latent_preview(latents, width, height), "images": None, "seed": seed,
+                       "metadata": None}
+        finally:
+            stop.set()
+            worker.join()  # the worker stops at its next step; the model stays pinned until then
+
+        from zoo.media import attach_png_metadata
+
+        common = {
+            "prompt": values["prompt"],
+            "negative_prompt": values["negative_prompt"],
+            "seed": seed,
+            "steps": steps,
+            "guidance_scale": values["guidance_scale"],
+            "width": width,
+            "height": height,
+            "model": ctx.model_ref,
+            "model_revision": ctx.model_revision,
+            "pipeline": type(pipe).__name__,
+            "scheduler": type(pipe.scheduler).__name__,
+            "zoo_version": __version__,
+        }
+        if ctx.is_tiny:
+            common.update(tiny_random_weights=True, note=TINY_NOTE)
+        for i, image in enumerate(images):
+            # Each PNG holds the seed that remakes it alone (num_images=1).
+            attach_png_metadata(image, {**common, "seed": seed + i})
+        gallery = [(image, f"seed {seed + i}") for i, image in enumerate(images)] if count > 1 else None
+        yield {"image": images[0], "images": gallery, "seed": seed,
+               "metadata": {**common, "seeds": [seed + i for i in range(count)]}}
+
+    def gpu_seconds(self, values: dict[str, Any]) -> float:
+        """GPU time to ask for: grows with steps x width x height x images."""
+        # About 0.25 s per 512x512 image-step on a shared GPU, plus loading; 0 (native) may mean 1024.
+        width, height = values.get("width") or 1024, values.get("height") or 1024
+        work = values.get("steps", 2) * values.get("num_images", 1) * width * height / 512**2
+        return 15 + 0.25 * work
+
+
+TOKENIZERS = ("tokenizer", "tokenizer_2", "tokenizer_3")
+
+
+class TokenizerLoans:
+    """Lends each running request its own tokenizers for a shared pipeline.
+
+    A fast tokenizer switches its padding mode on the shared Rust object at every call
+    (diffusers encodes with "max_length", then checks truncation with "longest"), so two
+    requests encoding at once can get a prompt at the wrong length: a different image.
+    The pipeline's own tokenizers are the first loan; only when requests overlap is a
+    copy made (about 0.3 s for CLIP's), and it is kept for the next overlap.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._spares: weakref.WeakKeyDictionary[Any, list[dict[str, Any]]] = weakref.WeakKeyDictionary()
+
+    @contextmanager
+    def borrow(self, pipe: Any) -> Iterator[dict[str, Any]]:
+        """{attribute name: tokenizer} that no other request uses until the block ends."""
+        names = [name for name in TOKENIZERS if getattr(pipe, name, None) is not None]
+        with self._lock:
+            spares = self._spares.setdefault(pipe, [{name: getattr(pipe, name) for name in names}])
+            lent = spares.pop() if spares else None
+        if lent is None:
+            lent = {name: copy.deepcopy(getattr(pipe, name)) for name in names}
+        try:
+            yield lent
+        finally:
+            with self._lock:
+                spares.append(lent)
+
+
+def private_pipeline(pipe: Any, tokenizers: dict[str, Any]) -> Any:
+    """A shallow copy of a shared pipeline with its own scheduler and the given tokenizers; weights stay shared.
+
+    A diffusers pipeline keeps per-call state on itself (the scheduler's timesteps and
+    step index, the guidance scale): two requests on one object would corrupt each
+    other (an IndexError in the scheduler, or one request's steps in the other's image).
+    """
+    own = copy.copy(pipe)
+    own.scheduler = copy.deepcopy(pipe.scheduler)
+    for name, tokenizer in tokenizers.items():
+        setattr(own, name, tokenizer)
+    return own
+
+
+def check_pipeline(pipe: Any, ref: str) -> None:
+    """Refuse models whose pipeline does not take a text prompt the way text-to-image pipelines do."""
+    call = getattr(pipe, "__call__", None)
+    params = inspect.signature(call).parameters if callable(call) else {}
+    missing = [name for name in _REQUIRED_ARGS if name not in params]
+    if missing or not hasattr(pipe, "scheduler"):
+        raise InvalidInput("model", ref, f"is a {type(pipe).__name__}, not a text-to-image diffusion pipeline "
+                           f"(it does not take {', '.join(missing) or 'a scheduler'})",
+                           "pick a text-to-image model such as stabilityai/sd-turbo")
+
+
+def native_side(pipe: Any, ref: str) -> int:
+    """The side the model was trained at: known exceptions first, then the pipeline's config."""
+    if ref in NATIVE_SIDE:
+        return NATIVE_SIDE[ref]
+    denoiser = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
+    sample = getattr(pipe, "default_sample_size", None) or getattr(getattr(denoiser, "config", None),
+                                                                   "sample_size", None)
+    if isinstance(sample, (list, tuple)):
+        sample = sample[0]
+    factor = getattr(pipe, "vae_scale_factor", None) or 8
+    return int(sample * factor) if sample else 512
+
+
+def output_size(pipe: Any, ref: str, width: int, height: int, limits: Limits) -> tuple[int, int]:
+    """The (width, height) to paint: 0 means the model's native side, capped by the operator's limit."""
+    side = min(native_side(pipe, ref), limits.max_image_side // 8 * 8)
+    return width or side, height or side
+
+
+def generate(pipe: Any, values: dict[str, Any], width: int, height: int, seed: int,
+             on_step_end: Any) -> list[Any]:
+    """Run the pipeline once for the whole batch; image i gets a generator seeded with seed + i."""
+    import torch
+
+    device = getattr(pipe, "_execution_device", None) or pipe.device
+    generators = [torch.Generator(device=device).manual_seed(seed + i) for i in range(values["num_images"])]
+    result = pipe(
+        prompt=values["prompt"],
+        negative_prompt=values["negative_prompt"] or None,
+        width=width,
+        height=height,
+        num_inference_steps=values["steps"],
+        guidance_scale=values["guidance_scale"],
+        num_images_per_prompt=values["num_images"],
+        generator=generators,
+        callback_on_step_end=on_step_end,
+        output_type="pil",
+    )
+    return list(result.images)
+
+
+def latent_preview(latents: Any, width: int, height: int) -> Any:
+    """A rough picture of the first image's latents (three channels stretched to 0-255), or None.
+
+    Decoding with the VAE at every step would cost as much as a step; this costs nothing
+    and shows the composition settling. Latents that are not [batch, channels, h, w] get none.
+    """
+    if latents is None or latents.ndim != 4 or latents.shape[1] < 3:
+        return None
+    import torch
+    from PIL import Image as PILImage
+
+    x = latents[0, :3].float().cpu()
+    lo = x.amin(dim=(1, 2), keepdim=True)
+    hi = x.amax(dim=(1, 2), keepdim=True)
+    x = ((x - lo) / (hi - lo).clamp_min(1e-6) * 255).round().to(torch.uint8)
+    small = PILImage.fromarray(x.permute(1, 2, 0).numpy())
+    return small.resize((width, height), PILImage.Resampling.BILINEAR)

@@ -1,0 +1,117 @@
+"""Image helpers for any plugin that makes pictures: carry metadata inside the PNG itself.
+
+A generated image should say how it was made (prompt, seed, model...) wherever it
+travels. The metadata is one JSON object in one PNG text chunk (tEXt when it is
+latin-1, iTXt otherwise). `attach_png_metadata` puts it in a PIL image's `.info`,
+which is what PIL and gradio (`gr.Image(format="png")`, `gr.Gallery(format="png")`)
+write back as text chunks when they save; `png_bytes` / `save_png` encode it
+directly; `read_png_metadata` reads it back from a path, bytes or a PIL image.
+PIL is imported inside the functions, so importing this module is free.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+from zoo.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+#: The PNG text keyword the zoo writes its metadata under (1-79 latin-1 characters).
+PNG_METADATA_KEY = "model-zoo"
+
+
+def _check_key(key: str) -> None:
+    # The PNG spec: a keyword is 1-79 printable latin-1 characters, no leading/trailing space.
+    if not 1 <= len(key) <= 79 or key != key.strip() or not all(32 <= ord(c) <= 255 for c in key):
+        raise InvalidInput("key", key, "must be 1-79 latin-1 characters without leading or trailing spaces",
+                           "pick a short ASCII keyword such as 'model-zoo'")
+
+
+def encode_metadata(metadata: Mapping[str, Any]) -> str:
+    """The JSON text stored in the chunk (UTF-8 kept readable; key order kept)."""
+    return json.dumps(dict(metadata), ensure_ascii=False, separators=(",", ":"))
+
+
+def attach_png_metadata(image: "Image.Image", metadata: Mapping[str, Any],
+                        key: str = PNG_METADATA_KEY) -> "Image.Image":
+    """Store `metadata` as JSON in `image.info[key]` (in place) and return the image.
+
+    PIL drops `.info` on most operations (convert, resize, crop): attach last, after any editing.
+    """
+    _check_key(key)
+    image.info[key] = encode_metadata(metadata)
+    return image
+
+
+def _pnginfo(image: "Image.Image", metadata: Mapping[str, Any] | None, key: str) -> Any:
+    """Every text entry of `image.info`, plus `metadata` under `key`, as a PngInfo."""
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    texts = {k: v for k, v in image.info.items() if isinstance(k, str) and isinstance(v, str)}
+    if metadata is not None:
+        _check_key(key)
+        texts[key] = encode_metadata(metadata)
+    for k, v in texts.items():
+        info.add_text(k, v)  # tEXt for latin-1 text, iTXt (UTF-8) otherwise
+    return info
+
+
+def png_bytes(image: "Image.Image", metadata: Mapping[str, Any] | None = None,
+              key: str = PNG_METADATA_KEY) -> bytes:
+    """Encode as PNG with the image's text `.info` and `metadata` (if given) as text chunks."""
+    out = io.BytesIO()
+    image.save(out, format="PNG", pnginfo=_pnginfo(image, metadata, key))
+    return out.getvalue()
+
+
+def save_png(image: "Image.Image", path: str | Path, metadata: Mapping[str, Any] | None = None,
+             key: str = PNG_METADATA_KEY) -> Path:
+    """Write a PNG file with the image's text `.info` and `metadata` (if given); returns the path."""
+    path = Path(path)
+    path.write_bytes(png_bytes(image, metadata, key))
+    return path
+
+
+def png_texts(source: "str | Path | bytes | Image.Image") -> dict[str, str]:
+    """Every text chunk (tEXt, zTXt, iTXt) of a PNG given as a path, bytes or PIL image."""
+    from PIL import Image, UnidentifiedImageError
+
+    if isinstance(source, Image.Image):
+        # A decoded PNG lists all its chunks in `.text` (also those after the pixel data);
+        # an in-memory image only has `.info`.
+        texts = getattr(source, "text", None)
+        items = texts if isinstance(texts, Mapping) else source.info
+        return {k: str(v) for k, v in items.items() if isinstance(k, str) and isinstance(v, str)}
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        opened, shown = io.BytesIO(bytes(source)), f"<{len(source)} bytes>"
+    elif isinstance(source, (str, Path)):
+        opened, shown = Path(source), str(source)
+        if not opened.is_file():
+            raise InvalidInput("image", shown, "is not a file", "pass the path of a PNG file")
+    else:
+        raise InvalidInput("image", source, "must be a file path, PNG bytes or a PIL image")
+    try:
+        with Image.open(opened) as image:
+            return png_texts(image)
+    except UnidentifiedImageError:
+        raise InvalidInput("image", shown, "is not an image file", "pass a PNG written by the zoo") from None
+
+
+def read_png_metadata(source: "str | Path | bytes | Image.Image", key: str = PNG_METADATA_KEY) -> dict[str, Any]:
+    """The metadata dict stored under `key` in a PNG (path, bytes or PIL image); {} when there is none."""
+    raw = png_texts(source).get(key)
+    if raw is None:
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        raise InvalidInput(key, raw, "must hold a JSON object", "the chunk was not written by the zoo") from None
+    if not isinstance(value, dict):
+        raise InvalidInput(key, raw, "must hold a JSON object", "the chunk was not written by the zoo")
+    return value
