@@ -486,3 +486,241 @@ def build(kind: str, out_dir: Path) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
+
+
+# ---------------------------------------------------------------------------
+# More capabilities, part B: sentence similarity (feature-extraction), image
+# classification, image captioning (image-to-text) and text to speech. One block,
+# registered at its end with TINY_KINDS.update, so other kinds can be added beside it.
+
+
+def _wordpiece_tokenizer(extra_specials: tuple[str, ...] = (), model_max_length: int = 512, **kwargs: object):
+    """A lowercasing BERT WordPiece tokenizer: the common words, then single characters (never [UNK] for ASCII)."""
+    import string
+
+    from transformers import BertTokenizerFast
+
+    # The same vocabulary rule as the question-answering kind, plus any extra special tokens.
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *extra_specials]
+    chars = sorted(set(string.printable) - set(string.whitespace) - set(string.ascii_uppercase))
+    words = sorted({w.lower() for w in _WORDS if w.isalpha()})
+    vocab: dict[str, int] = {}
+    for token in [*specials, *chars, *("##" + c for c in chars), *words]:
+        vocab.setdefault(token, len(vocab))
+    return BertTokenizerFast(vocab=vocab, do_lower_case=True, model_max_length=model_max_length, **kwargs)
+
+
+def _build_feature_extraction(out_dir: Path) -> None:
+    """Write a tiny BertModel (sentence embeddings by mean pooling) with a WordPiece tokenizer."""
+    from transformers import BertConfig, BertModel
+
+    tokenizer = _wordpiece_tokenizer()
+    tokenizer.save_pretrained(out_dir)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=37,
+        max_position_embeddings=512,
+        type_vocab_size=2,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    _seeded()
+    # With its pooler, as AutoModel builds it: a checkpoint without one loads with a missing-weights report.
+    BertModel(config).save_pretrained(out_dir, safe_serialization=True)
+
+
+#: Labels of the tiny image classifier: a few ImageNet-style names, so outputs read like real ones.
+TINY_IMAGE_LABELS = ("tabby cat", "golden retriever", "goldfish", "red fox", "sports car",
+                     "mountain bike", "teapot", "banana", "daisy", "lighthouse")
+
+
+def _build_image_classification(out_dir: Path) -> None:
+    """Write a tiny ViTForImageClassification (32x32 input, 10 labels) with its image processor."""
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+    processor = ViTImageProcessor(size={"height": 32, "width": 32}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    processor.save_pretrained(out_dir)
+    config = ViTConfig(
+        image_size=32,
+        patch_size=8,
+        num_channels=3,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=37,
+        id2label=dict(enumerate(TINY_IMAGE_LABELS)),
+        label2id={label: i for i, label in enumerate(TINY_IMAGE_LABELS)},
+    )
+    _seeded()
+    ViTForImageClassification(config).save_pretrained(out_dir, safe_serialization=True)
+
+
+def _build_image_to_text(out_dir: Path) -> None:
+    """Write a tiny BlipForConditionalGeneration (the captioner's architecture) with a BlipProcessor."""
+    from transformers import BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
+
+    # BLIP's text decoder starts captions with a [DEC] token; the real processor names it bos_token.
+    tokenizer = _wordpiece_tokenizer(("[DEC]",), model_max_length=64, bos_token="[DEC]")
+    image_processor = BlipImageProcessor(size={"height": 32, "width": 32})
+    BlipProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(out_dir)
+    config = BlipConfig(
+        vision_config=dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+                           image_size=32, patch_size=8, projection_dim=32),
+        text_config=dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+                         num_attention_heads=4, max_position_embeddings=64, encoder_hidden_size=32,
+                         bos_token_id=tokenizer.bos_token_id, pad_token_id=tokenizer.pad_token_id,
+                         sep_token_id=tokenizer.sep_token_id, eos_token_id=tokenizer.sep_token_id),
+        projection_dim=32,
+    )
+    _seeded()
+    BlipForConditionalGeneration(config).save_pretrained(out_dir, safe_serialization=True)
+
+
+def _build_text_to_speech(out_dir: Path) -> None:
+    """Write a tiny VitsModel (the MMS-TTS architecture, 16 kHz) with a character VitsTokenizer."""
+    import string
+
+    from transformers import VitsConfig, VitsModel, VitsTokenizer
+
+    # MMS-TTS English reads lowercase letters and a little punctuation; "_" pads between them.
+    symbols = ["_", " ", "'", *string.ascii_lowercase, ",", ".", "?", "!", "-"]
+    vocab_file = out_dir / "vocab.json"
+    vocab_file.write_text(json.dumps({s: i for i, s in enumerate(symbols)}, ensure_ascii=False), encoding="utf-8")
+    tokenizer = VitsTokenizer(str(vocab_file), pad_token="_", unk_token="<unk>", add_blank=True, normalize=True,
+                              phonemize=False, language="eng")
+    tokenizer.save_pretrained(out_dir)
+    config = VitsConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        window_size=4,
+        ffn_dim=32,
+        flow_size=16,
+        spectrogram_bins=33,
+        upsample_initial_channel=16,
+        upsample_rates=[8, 8],
+        upsample_kernel_sizes=[16, 16],
+        resblock_kernel_sizes=[3],
+        resblock_dilation_sizes=[[1, 3]],
+        prior_encoder_num_flows=1,
+        prior_encoder_num_wavenet_layers=1,
+        posterior_encoder_num_wavenet_layers=1,
+        duration_predictor_num_flows=1,
+        duration_predictor_filter_channels=16,
+        duration_predictor_flow_bins=4,
+        depth_separable_num_layers=2,
+        sampling_rate=16_000,
+        pad_token_id=0,
+    )
+    _seeded()
+    VitsModel(config).save_pretrained(out_dir, safe_serialization=True)
+
+
+TINY_KINDS.update({
+    "feature-extraction": _build_feature_extraction,
+    "image-classification": _build_image_classification,
+    "image-to-text": _build_image_to_text,
+    "text-to-speech": _build_text_to_speech,
+})
+
+
+# ---------------------------------------------------------------------------
+# Text plugins (translation, summarization, classification, entities, zero-shot).
+# Appended as one block: the seq2seq model reuses the causal-lm's byte-level BPE
+# merges, and the BERT classifiers reuse the question-answering build's WordPiece
+# tokenizer and BERT shape, with a different head on top.
+
+#: Labels of the tiny named-entity model, in dslim/bert-base-NER's order (BIO tags).
+TINY_NER_LABELS = ("O", "B-MISC", "I-MISC", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")
+#: Labels of the tiny NLI model, in facebook/bart-large-mnli's order.
+TINY_NLI_LABELS = ("contradiction", "neutral", "entailment")
+
+
+def _build_text2text_generation(out_dir: Path) -> None:
+    """Write a tiny BartForConditionalGeneration with a byte-level BPE tokenizer (translation, summarization)."""
+    from tokenizers import pre_tokenizers
+    from transformers import BartConfig, BartForConditionalGeneration, BartTokenizer, GenerationConfig
+
+    # BART's special tokens at BART's ids (<s>=0, <pad>=1, </s>=2), then the same
+    # byte alphabet and merges as the causal-lm, so any text round-trips.
+    specials = ["<s>", "<pad>", "</s>", "<unk>"]
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    merges = _learn_merges([list(w) for w in _byte_level_words(_WORDS)], n_merges=256)
+    vocab: dict[str, int] = {}
+    for token in [*specials, *alphabet, *(a + b for a, b in merges), "<mask>"]:
+        vocab.setdefault(token, len(vocab))
+    tokenizer = BartTokenizer(vocab=vocab, merges=merges, model_max_length=1024)
+    tokenizer.save_pretrained(out_dir)
+
+    config = BartConfig(
+        vocab_size=len(tokenizer),
+        d_model=32,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=4,
+        decoder_attention_heads=4,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_position_embeddings=1024,
+        bos_token_id=vocab["<s>"],
+        pad_token_id=vocab["<pad>"],
+        eos_token_id=vocab["</s>"],
+        decoder_start_token_id=vocab["</s>"],
+        forced_bos_token_id=None,
+        forced_eos_token_id=vocab["</s>"],
+        # Untied: with tied embeddings a random decoder just echoes its start token (</s>),
+        # so every output would be empty.
+        tie_word_embeddings=False,
+    )
+    _seeded()
+    model = BartForConditionalGeneration(config)
+    model.generation_config = GenerationConfig(
+        bos_token_id=config.bos_token_id,
+        pad_token_id=config.pad_token_id,
+        eos_token_id=config.eos_token_id,
+        decoder_start_token_id=config.decoder_start_token_id,
+        forced_eos_token_id=config.forced_eos_token_id,
+        do_sample=False,
+        num_beams=1,
+    )
+    model.save_pretrained(out_dir, safe_serialization=True)
+
+
+def _build_bert_head(out_dir: Path, model_class: str, labels: Iterable[str]) -> None:
+    """The question-answering build's tokenizer and BERT shape, with a `model_class` head over `labels`."""
+    import transformers
+
+    _build_question_answering(out_dir)  # writes the WordPiece tokenizer; its QA weights are replaced below
+    config = transformers.BertConfig.from_pretrained(out_dir)
+    config.id2label = dict(enumerate(labels))
+    config.label2id = {label: i for i, label in config.id2label.items()}
+    config.architectures = [model_class]
+    _seeded()
+    model = getattr(transformers, model_class)(config)
+    model.save_pretrained(out_dir, safe_serialization=True)
+
+
+def _build_text_classification(out_dir: Path) -> None:
+    """Write a tiny BERT sentiment classifier (NEGATIVE / POSITIVE, like SST-2 models)."""
+    _build_bert_head(out_dir, "BertForSequenceClassification", ("NEGATIVE", "POSITIVE"))
+
+
+def _build_token_classification(out_dir: Path) -> None:
+    """Write a tiny BERT named-entity tagger with BIO labels."""
+    _build_bert_head(out_dir, "BertForTokenClassification", TINY_NER_LABELS)
+
+
+def _build_zero_shot_classification(out_dir: Path) -> None:
+    """Write a tiny BERT NLI classifier (contradiction / neutral / entailment) for zero-shot labels."""
+    _build_bert_head(out_dir, "BertForSequenceClassification", TINY_NLI_LABELS)
+
+
+TINY_KINDS.update({
+    "text2text-generation": _build_text2text_generation,
+    "text-classification": _build_text_classification,
+    "token-classification": _build_token_classification,
+    "zero-shot-classification": _build_zero_shot_classification,
+})

@@ -10,6 +10,10 @@ import html
 import inspect
 import logging
 import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from zoo import plugin as P
@@ -74,7 +78,7 @@ def component(field: P.Field, limits: P.Limits, *, output: bool = False, render:
     if isinstance(field, P.Gallery):
         return gr.Gallery(type="pil", format="png", columns=2, **common)
     if isinstance(field, P.Highlight):
-        return gr.HighlightedText(combine_adjacent=True, show_legend=False, **common)
+        return gr.HighlightedText(combine_adjacent=False, show_legend=False, **common)
     if isinstance(field, P.Table):
         return gr.Dataframe(headers=list(field.headers) or None, wrap=True, **{"interactive": False, **common})
     if isinstance(field, (P.Labels, P.Json)):
@@ -100,12 +104,88 @@ def model_note(zoo: Zoo, plugin: P.Plugin, ref: str) -> str:
     return f"<span class='zoo-model-note'>Model: {name} — {status}.</span>"
 
 
-def api_snippet(plugin: P.Plugin, values: dict[str, Any]) -> str:
-    """A gradio_client call for this tab, with the first example's values."""
-    args = ", ".join(f"{k}={v!r}" for k, v in values.items())
-    return ("```python\nfrom gradio_client import Client\n\n"
-            "client = Client(\"http://127.0.0.1:7860/\")\n"
-            f"result = client.predict({args}, api_name=\"/{plugin.endpoint()}\")\nprint(result)\n```")
+def api_snippet(plugin: P.Plugin, values: dict[str, Any], url: str = "http://127.0.0.1:7860/") -> str:
+    """A gradio_client call for this tab, with the first example's values (files go through handle_file)."""
+    media = {f.name: f for f in plugin.fields() if isinstance(f, (P.Image, P.Audio))}
+    args = []
+    for k, v in values.items():
+        if k in media:  # gradio_client uploads a local path or URL only when wrapped
+            sample = "speech.wav" if isinstance(media[k], P.Audio) else "picture.png"
+            args.append(f"{k}=handle_file({(os.path.basename(v) if isinstance(v, str) and v else sample)!r})")
+        else:
+            args.append(f"{k}={v!r}")
+    imports = "Client, handle_file" if any(k in media for k in values) else "Client"
+    return (f"```python\nfrom gradio_client import {imports}\n\n"
+            f"client = Client({url!r})\n"
+            f"result = client.predict({', '.join(args)}, api_name=\"/{plugin.endpoint()}\")\nprint(result)\n```")
+
+
+SAMPLE_SPEECH = "Welcome to the model zoo. Press run to turn this sentence into text."
+
+
+def sample_dir() -> Path:
+    """Where generated sample media live: under the temp dir, which gradio serves files from."""
+    return Path(tempfile.gettempdir()) / "model-zoo-samples"
+
+
+def sample_image(folder: Path | None = None) -> str:
+    """A drawn picture (sky, sun, hill, house) as a PNG path, made once; the repo holds no binary files."""
+    path = (folder or sample_dir()) / "picture.png"
+    if not path.is_file():
+        from PIL import Image as PILImage
+        from PIL import ImageDraw
+
+        img = PILImage.new("RGB", (320, 240), (135, 190, 235))
+        draw = ImageDraw.Draw(img)
+        draw.ellipse((236, 22, 292, 78), fill=(255, 214, 64))
+        draw.ellipse((-80, 150, 420, 420), fill=(86, 160, 72))
+        draw.rectangle((96, 120, 196, 196), fill=(200, 70, 60))
+        draw.polygon([(86, 122), (146, 72), (206, 122)], fill=(110, 60, 40))
+        draw.rectangle((134, 150, 158, 196), fill=(90, 50, 30))
+        _write_atomically(path, lambda tmp: img.save(tmp, format="PNG"))
+    return str(path)
+
+
+def sample_speech(folder: Path | None = None) -> str | None:
+    """A spoken sentence as a WAV path, made once with espeak-ng; None when espeak-ng is not installed."""
+    path = (folder or sample_dir()) / "speech.wav"
+    if not path.is_file():
+        espeak = shutil.which("espeak-ng") or shutil.which("espeak")
+        if espeak is None:
+            return None
+        try:
+            _write_atomically(path, lambda tmp: subprocess.run(
+                [espeak, "-v", "en-us", "-s", "150", "-w", str(tmp), SAMPLE_SPEECH],
+                check=True, capture_output=True, timeout=30))
+        except (OSError, subprocess.SubprocessError) as exc:
+            log.warning("No sample speech: espeak failed (%s)", exc)
+            return None
+    return str(path)
+
+
+def _write_atomically(path: Path, write: Callable[[Path], Any]) -> None:
+    # Several app processes may share the temp dir: write aside, then rename into place.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}-{os.getpid()}{path.suffix}")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def sample_examples(plugin: P.Plugin) -> list[dict[str, Any]]:
+    """One generated example for a plugin that declares none and takes only media (a picture, speech)."""
+    if plugin.examples or not plugin.inputs:
+        return []
+    values: dict[str, Any] = {}
+    for f in plugin.inputs:
+        if isinstance(f, P.Image):
+            values[f.name] = sample_image()
+        elif isinstance(f, P.Audio):
+            values[f.name] = sample_speech()
+        elif isinstance(f, P.Text) and f.required:
+            return []  # no sensible text to invent
+        if f.name in values and values[f.name] is None:
+            return []
+    return [values] if values else []
 
 
 def _output_value(field: P.Field, value: Any) -> Any:
@@ -153,7 +233,13 @@ class TabBuilder:
         import gradio as gr
 
         with gr.Accordion("Use via API", open=False):
-            gr.Markdown(api_snippet(self.plugin, values))
+            gr.Markdown(api_snippet(self.plugin, values, self.api_url()))
+
+    def api_url(self) -> str:
+        """The address a gradio_client on this machine would use."""
+        host = self.zoo.settings.server_name
+        host = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+        return f"http://{host}:{self.zoo.settings.server_port}/"
 
     def guard(self, fn: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
         """Wrap a generator handler so zoo errors become readable gr.Errors."""
@@ -180,7 +266,8 @@ class TabBuilder:
 
         def run(*args: Any, progress: Any = gr.Progress()) -> Iterator[tuple]:
             values = dict(zip(names, args))
-            ctx = P.RunContext(limits=zoo.limits, on_progress=lambda f, d: progress(f if f is not None else 0, desc=d))
+            # None (busy, no fraction) shows the description without a misleading "0%" bar.
+            ctx = P.RunContext(limits=zoo.limits, on_progress=lambda f, d: progress(f, desc=d))
             try:
                 for result in zoo.stream(plugin.task, values, ctx):
                     shown = tuple(_output_value(f, result.get(f.name)) for f in outputs)
@@ -206,8 +293,9 @@ class TabBuilder:
                 for f in plugin.inputs:
                     self.inputs[f.name] = component(f, limits)
                 with gr.Row():
-                    run_btn = gr.Button("Run", variant="primary", scale=3)
-                    stop_btn = gr.Button("Stop", variant="stop", scale=1, visible=plugin.can_stream)
+                    run_btn = gr.Button("Run", variant="primary", scale=3, elem_id=f"zoo-{plugin.task}-run")
+                    stop_btn = gr.Button("Stop", variant="stop", scale=1, visible=plugin.can_stream,
+                                         elem_id=f"zoo-{plugin.task}-stop")
                 model = self.model_picker()
                 with gr.Accordion("Advanced options", open=False):
                     for f in plugin.options:
@@ -219,19 +307,32 @@ class TabBuilder:
         event = run_btn.click(self.handler(names), inputs=list(self.inputs.values()), outputs=self.outputs,
                               api_name=plugin.endpoint(), concurrency_limit=self.zoo.settings.max_concurrency_per_model,
                               concurrency_id=f"model-{plugin.task}")
+        events = [event]
         first_input = self.inputs[plugin.inputs[0].name] if plugin.inputs else None
         if isinstance(plugin.inputs[0] if plugin.inputs else None, P.Text) and plugin.inputs[0].lines == 1:
-            first_input.submit(lambda: None, None, None, api_visibility="private", queue=False).then(
-                self.handler(names), list(self.inputs.values()), self.outputs, api_visibility="private")
-        stop_btn.click(None, None, None, cancels=[event], api_visibility="private", queue=False)
-        if plugin.examples:
+            events.append(first_input.submit(lambda: None, None, None, api_visibility="private", queue=False).then(
+                self.handler(names), list(self.inputs.values()), self.outputs, api_visibility="private"))
+        stop_btn.click(None, None, None, cancels=events, api_visibility="private", queue=False)
+        # Media-only tabs without declared examples get a generated picture or spoken sentence.
+        examples = list(plugin.examples) or sample_examples(plugin)
+        if examples:
             # Only the columns some example sets: a table of defaults would hide what matters.
-            shown = [n for n in names if any(n in ex for ex in plugin.examples)]
-            rows = [[ex.get(n, self._default(n)) for n in shown] for ex in plugin.examples]
-            gr.Examples(rows, inputs=[self.inputs[n] for n in shown], label="Examples")
-        example = {f.name: plugin.examples[0].get(f.name, f.default) if plugin.examples else f.default
-                   for f in plugin.inputs}
+            shown = [n for n in names if any(n in ex for ex in examples)]
+            rows = [[ex.get(n, self._default(n)) for n in shown] for ex in examples]
+            gr.Examples(rows, inputs=[self.inputs[n] for n in shown], label="Examples",
+                        elem_id=f"zoo-{plugin.task}-examples")
+        example = {f.name: examples[0].get(f.name, f.default) if examples else f.default for f in plugin.inputs}
         self.api_help(example)
+
+    def tag(self) -> None:
+        """Stable DOM ids for the tab's fields (`zoo-<task>-in-<name>`, `zoo-<task>-out-<name>`), for tests and CSS."""
+        task = self.plugin.task
+        for name, comp in self.inputs.items():
+            if getattr(comp, "elem_id", "missing") is None:
+                comp.elem_id = f"zoo-{task}-in-{name}"
+        for f, comp in zip(self.plugin.outputs, self.outputs):
+            if getattr(comp, "elem_id", "missing") is None:
+                comp.elem_id = f"zoo-{task}-out-{f.name}"
 
     def _default(self, name: str) -> Any:
         if name == "model":
@@ -256,18 +357,22 @@ def build_demo(zoo: Zoo | None = None) -> Any:
 
     zoo = zoo or Zoo()
     device = describe_device(zoo.settings.device)
-    mode = "tiny random-weight models" if zoo.settings.tiny else (
-        "offline" if zoo.settings.hub_offline else "online (Hugging Face Hub)")
+    mode = "every tab on its tiny random-weight model" if zoo.settings.tiny else (
+        "offline (packaged models and the local cache)" if zoo.settings.hub_offline
+        else "online (models come from the Hugging Face Hub)")
+    broken = len(zoo.registry.quarantined)
+    tabs = f"{len(zoo.registry)} tabs" + (f", {broken} unavailable (marked ⚠️)" if broken else "")
     with gr.Blocks(title="Model Zoo", analytics_enabled=False) as demo:
-        gr.Markdown(f"# Model Zoo\nEvery model capability is a plugin; each tab is one. "
-                    f"Running on **{device}**, {mode}. {len(zoo.registry)} plugins.",
-                    elem_classes=["zoo-header"])
+        gr.Markdown(f"# Model Zoo\nOpen models for text, speech and images in one app, one tab per task. "
+                    f"Pick a tab, click an example, press **Run**.\n\n"
+                    f"Running on **{device}**, {mode} · {tabs}.", elem_classes=["zoo-header"])
         with gr.Tabs():
             for plugin in zoo.registry.plugins():
                 with gr.Tab(plugin.title, id=plugin.task, elem_id=f"tab-{plugin.task}"):
                     builder = TabBuilder(zoo, plugin)
                     if not plugin.build_ui(builder):
                         builder.build()
+                    builder.tag()
             for q in zoo.registry.quarantined:
                 with gr.Tab(f"⚠️ {q.name}", elem_id=f"tab-broken-{q.name}"):
                     quarantine_tab(q)
