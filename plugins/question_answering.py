@@ -338,7 +338,7 @@ class QuestionAnswering(Plugin):
             {"role": "user", "content": f"Context:\n{context}\n\nQuestion: {question}\nAnswer:"},
         ]
         prompt = lm.chat_prompt(messages)
-        limit = getattr(lm.model.config, "max_position_embeddings", None)
+        limit = lm.context_length
         needed = lm.count_tokens(prompt) + values["max_new_tokens"]
         if limit and needed > limit:
             raise InvalidInput("context", f"<{len(context)} characters>",

