@@ -19,14 +19,16 @@ from zoo.plugin import Float, Int, Json, Limits, ModelChoices, Plugin, RunContex
 
 ROLES = ("user", "assistant", "system")
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
-#: Used when a model's config does not say how long its context is.
-FALLBACK_CONTEXT = 2048
+#: A whole conversation may hold this many times the text limit of one input: far more than a
+#: small model's context, so trimming (not this cap) decides what the model sees.
+HISTORY_CHAR_FACTOR = 20
 
 Message = dict[str, str]
 
 
-def check_history(value: Any) -> list[Message]:
+def check_history(value: Any, limits: Limits | None = None) -> list[Message]:
     """A validated copy of a conversation: a list of {"role", "content"} dicts with known roles and text."""
+    limits = limits or Limits()
     if value is None or value == "":
         return []
     if isinstance(value, str):  # the CLI and curl users send JSON text
@@ -50,20 +52,15 @@ def check_history(value: Any) -> list[Message]:
         if not isinstance(content, str):
             raise InvalidInput(f"history[{i}].content", content, "must be a string",
                                "send the message text as a plain string")
+        # The same rules as any text input: length cap, and no lone surrogates to crash the tokenizer.
+        content = Text(f"history[{i}].content", required=False).check(content, limits)
         messages.append({"role": role, "content": content})
+    total = sum(len(m["content"]) for m in messages)
+    if total > HISTORY_CHAR_FACTOR * limits.max_text_chars:
+        raise InvalidInput("history", f"<{len(messages)} messages, {total} characters>",
+                           f"must hold at most {HISTORY_CHAR_FACTOR * limits.max_text_chars} characters in all",
+                           "drop the oldest messages (the model only sees the recent ones anyway)")
     return messages
-
-
-def context_window(lm: Any) -> int:
-    """How many tokens the model attends to (prompt plus reply)."""
-    config = getattr(lm.model, "config", None)
-    for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
-        value = getattr(config, name, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    # Tokenizers report a huge sentinel when they do not know.
-    value = getattr(lm.tokenizer, "model_max_length", None)
-    return value if isinstance(value, int) and 0 < value < 1_000_000 else FALLBACK_CONTEXT
 
 
 def fit_to_context(lm: Any, system: Sequence[Message], history: Sequence[Message], message: Message,
@@ -82,16 +79,19 @@ def fit_to_context(lm: Any, system: Sequence[Message], history: Sequence[Message
         raise InvalidInput("message", message["content"],
                            f"does not fit in the model's context ({budget} tokens for the prompt, with the "
                            "system prompt)", "shorten the message or the system prompt, or lower max_new_tokens")
+    if tokens([*system, *history, message]) <= budget:  # the usual case: everything fits
+        return [*system, *history, message]
     turns = _turns(history)
-    # Estimate first (one tokenizer call per message, not per attempt), then confirm on the rendered prompt.
-    over = tokens([*system, *history, message]) - budget
-    start = 0
-    while over > 0 and start < len(turns):
-        over -= sum(lm.count_tokens(m["content"]) + 3 for m in turns[start])  # +3: role markers, an underestimate
-        start += 1
-    while start < len(turns) and tokens([*system, *_flat(turns[start:]), message]) > budget:
-        start += 1
-    return [*system, *_flat(turns[start:]), message]
+    # Binary search for the oldest turn to keep: fewer turns never means more tokens,
+    # so log2(turns) renders find it, where dropping one turn at a time would take one render each.
+    lo, hi = 0, len(turns)  # turns[hi:] (nothing) always fits
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if tokens([*system, *_flat(turns[mid:]), message]) <= budget:
+            hi = mid
+        else:
+            lo = mid + 1
+    return [*system, *_flat(turns[lo:]), message]
 
 
 def _turns(history: Sequence[Message]) -> list[list[Message]]:
@@ -156,7 +156,7 @@ class Chat(Plugin):
 
     def check(self, values: dict[str, Any], limits: Limits) -> None:
         """Validate the conversation (a Json field checks nothing by itself)."""
-        values["history"] = check_history(values.get("history"))
+        values["history"] = check_history(values.get("history"), limits)
 
     def prompt_messages(self, lm: Any, values: dict[str, Any]) -> list[Message]:
         """The messages the model sees: system prompt, the recent turns that fit, the new message."""
@@ -166,10 +166,10 @@ class Chat(Plugin):
             system.append(history.pop(0))
         if not system and values["system_prompt"].strip():
             system = [{"role": "system", "content": values["system_prompt"]}]
-        budget = context_window(lm) - values["max_new_tokens"]
+        budget = lm.context_length - values["max_new_tokens"]
         if budget <= 0:
             raise InvalidInput("max_new_tokens", values["max_new_tokens"],
-                               f"must leave room for the prompt in the model's {context_window(lm)}-token context",
+                               f"must leave room for the prompt in the model's {lm.context_length}-token context",
                                "lower max_new_tokens")
         return fit_to_context(lm, system, history, {"role": "user", "content": values["message"]}, budget)
 
@@ -214,12 +214,12 @@ class Chat(Plugin):
         with gr.Row(equal_height=True):
             message = gr.Textbox(show_label=False, placeholder=fields["message"].placeholder, lines=1, max_lines=8,
                                  scale=6, elem_id="chat-message")
-            send_btn = gr.Button("Send", variant="primary", scale=1, min_width=80)
-            stop_btn = gr.Button("Stop", variant="stop", scale=1, min_width=80)
+            send_btn = gr.Button("Send", variant="primary", scale=1, min_width=80, elem_id="chat-send")
+            stop_btn = gr.Button("Stop", variant="stop", scale=1, min_width=80, elem_id="chat-stop")
         with gr.Row():
-            retry_btn = gr.Button("🔄 Retry", size="sm")
-            undo_btn = gr.Button("↩️ Undo", size="sm")
-            clear_btn = gr.Button("🗑️ Clear", size="sm")
+            retry_btn = gr.Button("Retry", size="sm", elem_id="chat-retry")
+            undo_btn = gr.Button("Undo", size="sm", elem_id="chat-undo")
+            clear_btn = gr.Button("Clear", size="sm", elem_id="chat-clear")
         model = ui.model_picker()
         with gr.Accordion("Advanced options", open=False):
             system_prompt = component(fields["system_prompt"], limits)
@@ -266,8 +266,7 @@ class Chat(Plugin):
             *opts, model_ref = rest
             values = {"message": turn["message"], "history": turn["history"], "system_prompt": system,
                       **dict(zip(option_names, opts)), "model": model_ref}
-            ctx = RunContext(limits=zoo.limits,
-                             on_progress=lambda f, d: progress(f if f is not None else 0, desc=d))
+            ctx = RunContext(limits=zoo.limits, on_progress=lambda f, d: progress(f, desc=d))
             try:
                 for result in zoo.stream(self.task, values, ctx):
                     yield result["history"], gr.skip()
@@ -305,6 +304,8 @@ class Chat(Plugin):
         undo_btn.click(undo, [chatbot], [chatbot, message], cancels=events, queue=False, **private)
         clear_btn.click(lambda: ([], "", None), None, [chatbot, message, pending], cancels=events, queue=False,
                         **private)
+        # The Chatbot's own trash icon empties it; it must also end a reply still streaming into it.
+        chatbot.clear(lambda: None, None, [pending], cancels=events, queue=False, **private)
 
         ui.api_help({"message": self.examples[0]["message"], "history": [],
                      "system_prompt": DEFAULT_SYSTEM_PROMPT})

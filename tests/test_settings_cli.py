@@ -65,3 +65,17 @@ def test_cli_run_prints_json(model_cache_dir: Path) -> None:
     assert isinstance(json.loads(out.stdout)["text"], str)
     bad = _zoo("--tiny", "run", "text-generation", "--prompt", "", env={"ZOO_CACHE_DIR": str(model_cache_dir)})
     assert bad.returncode == 2 and "must not be empty" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_readme_plugin_table_lists_every_plugin() -> None:
+    from zoo.registry import Registry
+
+    readme = (ROOT / "README.md").read_text()
+    table = [line for line in readme.splitlines() if line.startswith("| ") and "`/" in line]
+    for plugin in Registry.discover(entry_points=False).plugins():
+        rows = [r for r in table if f"`{plugin.task}`" in r]
+        assert len(rows) == 1, f"README plugin table lacks {plugin.task}"
+        row = rows[0]
+        offline = plugin.models.offline or plugin.models.tiny or ""
+        assert f"`/{plugin.endpoint()}`" in row and f"`{plugin.models.online}`" in row and f"`{offline}`" in row
+        assert ("tiny random" in row) == offline.startswith("tiny:"), row
