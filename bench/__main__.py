@@ -138,7 +138,8 @@ def bench_textgen(runs: int, max_new_tokens: int = 128) -> list[Row]:
     from zoo.models.lm import GenerationParams
     from zoo.models.sources import packaged_path
 
-    threads = int(os.environ.get("ZOO_THREADS") or os.cpu_count() or 1)
+    # The zoo's default for llama.cpp (see zoo.models.loaders.load_llama_cpp); both sides use it.
+    threads = int(os.environ.get("ZOO_THREADS") or max(1, (os.cpu_count() or 2) // 2))
     params = dict(prompt=PROMPT, max_new_tokens=max_new_tokens, temperature=0, repetition_penalty=1.0,
                   system_prompt=SYSTEM, seed=0)
     gen = GenerationParams(max_new_tokens=max_new_tokens, temperature=0, repetition_penalty=1.0)
@@ -194,11 +195,10 @@ def bench_textgen(runs: int, max_new_tokens: int = 128) -> list[Row]:
     zoo.models.cache.clear()
 
     # --- transformers: raw generate vs the plugin on the same dequantised weights
-    tzoo = _zoo(gguf_backend="transformers", threads=threads)
+    tzoo = _zoo(gguf_backend="transformers", threads=0)  # torch's own default, for both sides
     tlm = tzoo.models.load("packaged:smollm2-135m-instruct", "causal-lm").model
     import torch
 
-    torch.set_num_threads(threads)
     ids = tlm.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
 
     def raw_generate() -> str:

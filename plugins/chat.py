@@ -201,7 +201,7 @@ class Chat(Plugin):
 
         import gradio as gr
 
-        from zoo.ui import component
+        from zoo.ui import component, throttle
 
         zoo, limits = ui.zoo, ui.zoo.limits
         fields = {f.name: f for f in self.fields()}
@@ -268,7 +268,7 @@ class Chat(Plugin):
                       **dict(zip(option_names, opts)), "model": model_ref}
             ctx = RunContext(limits=zoo.limits, on_progress=lambda f, d: progress(f, desc=d))
             try:
-                for result in zoo.stream(self.task, values, ctx):
+                for result in throttle(zoo.stream(self.task, values, ctx)):
                     yield result["history"], gr.skip()
             except Exception:
                 if not ctx.cancelled:
