@@ -77,6 +77,9 @@ class AutomaticSpeechRecognition(Plugin):
         audio.check_duration(info, limits.max_audio_seconds, Path(values["audio"]).name)
 
     def stream(self, model: Any, values: dict[str, Any], ctx: RunContext) -> Iterator[dict[str, Any]]:
+        if model.family == "remote":  # ZOO_REMOTE_AUTOMATIC_SPEECH_RECOGNITION: the engine transcribes the file
+            yield self._remote(model.model, values, ctx)
+            return
         backend = BACKENDS.get(model.family)
         if backend is None:
             raise ModelLoadError(f"`{model.ref}` is a {model.family} model; speech recognition runs Whisper models.",
@@ -90,6 +93,36 @@ class AutomaticSpeechRecognition(Plugin):
             yield {"text": join_text(segments), "segments": table_rows(segments), "srt": None}
         srt = write_srt(segments, values["audio"], ctx)
         yield {"text": join_text(segments), "segments": table_rows(segments), "srt": srt}
+
+    def _remote(self, remote: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        """A remote engine's speech-recognition API: the file goes as it is; its timed chunks become segments."""
+        language = None if values["language"] == "auto" else values["language"]
+        ctx.progress(None, f"Transcribing on the remote engine {remote.label}")
+        out = remote.call("automatic_speech_recognition", values["audio"], extra_body={
+            "return_timestamps": values["timestamps"],
+            "generate_kwargs": {"language": language, "task": values["task"]}})
+        segments: list[Segment] = [(float(c.timestamp[0]), float(c.timestamp[-1]), c.text)
+                                   for c in (out.chunks or []) if c.timestamp and c.timestamp[-1] is not None]
+        if not segments and out.text.strip():  # an engine that sends no timings: one segment for the whole file
+            segments = [(0.0, audio_seconds(values["audio"], 0.0), out.text.strip())]
+        return {"text": out.text.strip() or join_text(segments), "segments": table_rows(segments),
+                "srt": write_srt(segments, values["audio"], ctx)}
+
+    def from_endpoint(self, inputs: Any, parameters: dict[str, Any]) -> dict[str, Any]:
+        """The audio (a file path here) and {"return_timestamps", "generate_kwargs": {"language", "task"}}."""
+        generate = parameters.get("generate_kwargs") or parameters.get("generation_parameters") or {}
+        values: dict[str, Any] = {"audio": inputs}
+        for name in ("language", "task"):
+            if generate.get(name) or parameters.get(name):
+                values[name] = generate.get(name) or parameters.get(name)
+        if parameters.get("return_timestamps") is not None:
+            values["timestamps"] = bool(parameters["return_timestamps"])
+        return values
+
+    def to_endpoint(self, outputs: dict[str, Any]) -> Any:
+        """{"text", "chunks": [{"text", "timestamp": [start, end]}, ...]}."""
+        return {"text": outputs["text"],
+                "chunks": [{"text": text, "timestamp": [start, end]} for start, end, text in outputs["segments"]]}
 
     def gpu_seconds(self, values: Mapping[str, Any]) -> float:
         # Whisper runs tens of times faster than real time on a GPU; leave room for loading.

@@ -41,6 +41,8 @@ class ImageClassification(Plugin):
             raise InvalidInput("image", None, "must be an image", "upload or paste a picture")
 
     def run(self, model: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        if model.family == "remote":  # ZOO_REMOTE_IMAGE_CLASSIFICATION: the engine labels the picture
+            return self._remote(model.model, values, ctx)
         import torch
 
         bundle = model.model
@@ -65,6 +67,29 @@ class ImageClassification(Plugin):
             details["note"] = ("Tiny random-weight model: the labels are noise. It shows the plumbing offline; "
                                f"pick {self.models.online} (online) for real labels.")
         return {"labels": dict(ranked), "details": details}
+
+    def _remote(self, remote: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        """The best labels from a remote engine's image-classification API (the picture goes as PNG)."""
+        from zoo.media import png_bytes
+        from zoo.models.remote import as_list
+
+        image = as_rgb(values["image"])
+        found = as_list(remote.call("image_classification", png_bytes(image), top_k=values["top_k"]))
+        ranked = [(str(o.label), round(float(o.score), 6)) for o in found]
+        details = {"model": ctx.model_ref, "endpoint": remote.label, "image_size": list(image.size),
+                   "top": [{"label": label, "score": score} for label, score in ranked]}
+        return {"labels": dict(ranked), "details": details}
+
+    def from_endpoint(self, inputs: Any, parameters: dict[str, Any]) -> dict[str, Any]:
+        """The picture (a file path here) and {"top_k"}."""
+        values: dict[str, Any] = {"image": inputs}
+        if parameters.get("top_k") is not None:
+            values["top_k"] = parameters["top_k"]
+        return values
+
+    def to_endpoint(self, outputs: dict[str, Any]) -> Any:
+        """[{"label", "score"}, ...], best first."""
+        return outputs["details"]["top"]
 
     def gpu_seconds(self, values: dict[str, Any]) -> float:
         return 10.0

@@ -49,6 +49,8 @@ class ImageToText(Plugin):
             raise InvalidInput("image", None, "must be an image", "upload or paste a picture")
 
     def run(self, model: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        if model.family == "remote":  # ZOO_REMOTE_IMAGE_TO_TEXT: the engine writes the caption
+            return self._remote(model.model, values, ctx)
         import torch
 
         bundle = model.model
@@ -71,6 +73,33 @@ class ImageToText(Plugin):
             details["note"] = ("Tiny random-weight model: the caption is noise. It shows the plumbing offline; "
                                f"pick {self.models.online} (online) for real captions.")
         return {"caption": caption, "details": details}
+
+    def _remote(self, remote: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        """A caption from a remote engine's image-to-text API (the picture goes as PNG, with the options)."""
+        from zoo.media import png_bytes
+        from zoo.models.remote import as_list
+
+        image = as_rgb(values["image"])
+        prompt = values["prompt"].strip()
+        found = as_list(remote.post("image-to-text", png_bytes(image), {
+            "max_new_tokens": values["max_new_tokens"], "generation_parameters": {"num_beams": values["num_beams"]},
+            "prompt": prompt or None}))
+        caption = str(found[0].get("generated_text") or "").strip() if found and isinstance(found[0], dict) else ""
+        return {"caption": caption, "details": {"model": ctx.model_ref, "endpoint": remote.label, "prompt": prompt,
+                                                "image_size": list(image.size)}}
+
+    def from_endpoint(self, inputs: Any, parameters: dict[str, Any]) -> dict[str, Any]:
+        """The picture (a file path here) and {"max_new_tokens", "generation_parameters": {"num_beams"}, "prompt"}."""
+        values: dict[str, Any] = {"image": inputs, "prompt": parameters.get("prompt") or ""}
+        beams = (parameters.get("generation_parameters") or {}).get("num_beams", parameters.get("num_beams"))
+        for name, value in (("max_new_tokens", parameters.get("max_new_tokens")), ("num_beams", beams)):
+            if value is not None:
+                values[name] = value
+        return values
+
+    def to_endpoint(self, outputs: dict[str, Any]) -> Any:
+        """[{"generated_text": ...}]."""
+        return [{"generated_text": outputs["caption"]}]
 
     def gpu_seconds(self, values: dict[str, Any]) -> float:
         return 15.0

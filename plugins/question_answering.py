@@ -242,6 +242,8 @@ class QuestionAnswering(Plugin):
         """Mode + model -> (ref, kind); a stock model of the other kind is swapped for its counterpart."""
         ref = values.get("model") or default
         mode = values.get("mode") or "auto"
+        if parse_ref(ref).scheme == "remote":  # ZOO_REMOTE_QUESTION_ANSWERING: the engine's QA API, or chat
+            return ref, GENERATIVE if mode == "generative" else EXTRACTIVE
         kind = guess_kind(ref)
         if mode == "auto":
             return ref, kind
@@ -276,6 +278,8 @@ class QuestionAnswering(Plugin):
     def stream(self, model: Any, values: dict[str, Any], ctx: RunContext) -> Iterator[dict[str, Any]]:
         if model.kind == GENERATIVE:
             yield from self._generative(model.model, values, ctx)
+        elif getattr(model, "family", None) == "remote":
+            yield self._remote(model.model, values, ctx)
         else:
             yield self._extractive(model.model, values, ctx)
 
@@ -369,6 +373,43 @@ class QuestionAnswering(Plugin):
         else:
             shown = [(values["context"], None)]
         yield {"answer": answer, "score": None, "highlighted": shown, "details": details}
+
+    def _remote(self, remote: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        """The remote engine's question-answering API picks the answer (another zoo: in its auto mode)."""
+        from zoo.models.remote import as_list
+
+        context = values["context"]
+        found = as_list(remote.call("question_answering", question=values["question"].strip(), context=context,
+                                    max_answer_len=values["max_answer_tokens"], max_seq_len=values["window_tokens"],
+                                    doc_stride=values["doc_stride"]))
+        details: dict[str, Any] = {"mode": "remote", "model": ctx.model_ref, "endpoint": remote.label}
+        best = found[0] if found else None
+        if best is None or not best.answer:
+            return {"answer": "", "score": None, "highlighted": [(context, None)], "details": details}
+        span = (best.start, best.end) if best.start is not None and best.end is not None \
+            else find_in_context(best.answer, context)
+        if span is not None:
+            details.update(start=span[0], end=span[1])
+        shown = highlight(context, span[0], span[1], "answer") if span else [(context, None)]
+        return {"answer": best.answer, "score": best.score, "highlighted": shown, "details": details}
+
+    def from_endpoint(self, inputs: Any, parameters: dict[str, Any]) -> dict[str, Any]:
+        """The Inference API's {"inputs": {"question", "context"}, "parameters": {max_answer_len, ...}}; mode auto."""
+        if not isinstance(inputs, Mapping):
+            raise InvalidInput("inputs", inputs, 'must be {"question": ..., "context": ...}')
+        values = {"question": inputs.get("question"), "context": inputs.get("context"),
+                  "mode": parameters.get("mode") or "auto"}
+        for name, field in (("max_answer_len", "max_answer_tokens"), ("max_seq_len", "window_tokens"),
+                            ("doc_stride", "doc_stride")):
+            if parameters.get(name) is not None:
+                values[field] = parameters[name]
+        return values
+
+    def to_endpoint(self, outputs: dict[str, Any]) -> Any:
+        """{"answer", "score", "start", "end"}; a generated answer not found in the context has no span."""
+        details = outputs.get("details") or {}
+        return {"answer": outputs["answer"], "score": outputs["score"], "start": details.get("start"),
+                "end": details.get("end")}
 
     def gpu_seconds(self, values: Mapping[str, Any]) -> float:
         # Extraction is one forward pass per window; generation decodes token by token.

@@ -87,6 +87,8 @@ class SentenceSimilarity(Plugin):
                                "search fewer passages at a time, or join short lines into paragraphs")
 
     def run(self, model: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        if model.family == "remote":  # ZOO_REMOTE_SENTENCE_SIMILARITY: the engine scores, the tab ranks
+            return self._remote(model.model, values, ctx)
         import torch
 
         bundle = model.model
@@ -112,6 +114,46 @@ class SentenceSimilarity(Plugin):
 
     def gpu_seconds(self, values: dict[str, Any]) -> float:
         return 10 + len(split_passages(values.get("documents") or "")) / 200
+
+    def _remote(self, remote: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        """Cosine scores from a remote engine's sentence-similarity API, in batches; ranked here."""
+        passages = split_passages(values["documents"])
+        batch = self._batch_limit()
+        scores: list[float] = []
+        for start in range(0, len(passages), batch):
+            ctx.progress(start / len(passages), f"Scoring passages {start + 1}-{min(start + batch, len(passages))}")
+            scores += [float(s) for s in remote.call("sentence_similarity", values["query"],
+                                                     passages[start:start + batch])]
+        order = sorted(range(len(passages)), key=lambda i: -scores[i])[:values["top_k"]]
+        ranked = [{"rank": rank, "score": round(scores[i], 4), "index": i, "passage": passages[i]}
+                  for rank, i in enumerate(order, start=1)]
+        details = {"query": values["query"], "model": ctx.model_ref, "endpoint": remote.label,
+                   "passages": len(passages), "results": ranked}
+        return {"results": [[r["rank"], r["score"], r["passage"]] for r in ranked], "details": details}
+
+    def _batch_limit(self) -> int:
+        """Sentences per endpoint request: all of them must come back, and top_k caps what a run returns."""
+        return int(next(f for f in self.options if f.name == "top_k").maximum)
+
+    def from_endpoint(self, inputs: Any, parameters: dict[str, Any]) -> dict[str, Any]:
+        """{"inputs": {"source_sentence": query, "sentences": [...]}}: one passage per sentence."""
+        sentences = inputs.get("sentences") if isinstance(inputs, dict) else None
+        if not isinstance(sentences, list) or not all(isinstance(s, str) and s.strip() for s in sentences):
+            raise InvalidInput("sentences", sentences, "must be a list of non-empty texts")
+        if len(sentences) > self._batch_limit():
+            raise InvalidInput("sentences", f"<{len(sentences)} sentences>",
+                               f"must be at most {self._batch_limit()} per request", "send them in batches")
+        # One line per sentence, so split_passages gives back exactly these passages.
+        documents = "\n".join(" ".join(s.split()) for s in sentences)
+        return {"query": inputs.get("source_sentence"), "documents": documents, "top_k": len(sentences)}
+
+    def to_endpoint(self, outputs: dict[str, Any]) -> Any:
+        """[score, ...]: one cosine similarity per sentence, in the order sent."""
+        details = outputs["details"]
+        scores = [0.0] * details["passages"]
+        for r in details["results"]:
+            scores[r["index"]] = r["score"]
+        return scores
 
     def build_ui(self, ui: Any) -> bool:
         """The generated layout plus a .txt upload that fills the documents box."""

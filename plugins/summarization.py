@@ -63,6 +63,12 @@ class Summarization(Plugin):
                                "lower min_length or raise max_length")
 
     def run(self, model: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        if model.family == "remote":  # ZOO_REMOTE_SUMMARIZATION: the engine writes the summary
+            out = model.model.call("summarization", values["text"].strip(), generate_parameters={
+                "min_new_tokens": values["min_length"], "max_new_tokens": values["max_length"],
+                "num_beams": values["num_beams"]})
+            return {"summary": out.summary_text.strip(),
+                    "note": f"Summarized by the remote engine {model.model.label}."}
         import torch
 
         bundle = model.model
@@ -94,6 +100,21 @@ class Summarization(Plugin):
             note.insert(0, "⚠️ Tiny random-weight model: the summary is noise. It shows the plumbing offline; "
                            f"pick a real model (such as {self.models.online}) for real summaries.")
         return {"summary": summary, "note": " ".join(note)}
+
+    def from_endpoint(self, inputs: Any, parameters: dict[str, Any]) -> dict[str, Any]:
+        """{"inputs": text, "parameters": {"generate_parameters": {min_/max_new_tokens (or _length), num_beams}}}."""
+        generate = parameters.get("generate_parameters") or {}
+        values: dict[str, Any] = {"text": inputs}
+        for field, keys in (("min_length", ("min_new_tokens", "min_length")),
+                            ("max_length", ("max_new_tokens", "max_length")), ("num_beams", ("num_beams",))):
+            given = [generate[k] for k in keys if generate.get(k) is not None]
+            if given:
+                values[field] = given[0]
+        return values
+
+    def to_endpoint(self, outputs: dict[str, Any]) -> Any:
+        """[{"summary_text": ...}]."""
+        return [{"summary_text": outputs["summary"]}]
 
     def gpu_seconds(self, values: Mapping[str, Any]) -> float:
         # Beam search on a large BART: roughly 20 tokens/s per beam on a small GPU, plus loading.

@@ -44,6 +44,8 @@ class TextClassification(Plugin):
     )
 
     def run(self, model: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        if model.family == "remote":  # ZOO_REMOTE_TEXT_CLASSIFICATION: the engine scores the labels
+            return self._remote(model.model, values)
         import torch
 
         bundle = model.model
@@ -75,6 +77,25 @@ class TextClassification(Plugin):
             note.insert(0, "⚠️ Tiny random-weight model: the scores are noise. It shows the plumbing offline; "
                            f"pick a real model (such as {self.models.online}) for real labels.")
         return {"labels": dict(ranked), "note": " ".join(note)}
+
+    def _remote(self, remote: Any, values: dict[str, Any]) -> dict[str, Any]:
+        """Label scores from a remote engine's text-classification API."""
+        from zoo.models.remote import as_list
+
+        function = None if values["function"] == "auto" else values["function"]
+        found = as_list(remote.call("text_classification", values["text"], top_k=values["top_k"] or None,
+                                    function_to_apply=function))
+        ranked = sorted(((str(o.label), float(o.score)) for o in found), key=lambda pair: -pair[1])
+        return {"labels": dict(ranked), "note": f"{len(ranked)} labels scored by the remote engine {remote.label}."}
+
+    def from_endpoint(self, inputs: Any, parameters: dict[str, Any]) -> dict[str, Any]:
+        """{"inputs": text, "parameters": {"top_k", "function_to_apply": softmax|sigmoid}} (no "none" here)."""
+        return {"text": inputs, "top_k": parameters.get("top_k") or 0,
+                "function": parameters.get("function_to_apply") or "auto"}
+
+    def to_endpoint(self, outputs: dict[str, Any]) -> Any:
+        """[[{"label", "score"}, ...]], best first, as the Inference API answers."""
+        return [[{"label": label, "score": score} for label, score in outputs["labels"].items()]]
 
 
 def _max_input_tokens(tok: Any, net: Any) -> int:

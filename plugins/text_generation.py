@@ -70,3 +70,21 @@ class TextGeneration(Plugin):
     def gpu_seconds(self, values: dict[str, Any]) -> float:
         # Small models decode well over 20 tokens/s on any GPU; keep a margin for loading.
         return 20 + values.get("max_new_tokens", 128) / 20
+
+    # ------------------------------------------------------------------ serve-endpoint (zoo/endpoint.py)
+    def from_endpoint(self, inputs: Any, parameters: dict[str, Any]) -> dict[str, Any]:
+        """TGI's request: the prompt as is (no chat template); greedy unless do_sample, as TGI decodes."""
+        p = parameters
+        sample = bool(p.get("do_sample")) or (p.get("do_sample") is None and p.get("temperature") is not None)
+        values = {"prompt": inputs, "chat_template": False,
+                  "temperature": (p.get("temperature") or 1.0) if sample else 0.0,
+                  "top_p": p.get("top_p") or 1.0, "top_k": p.get("top_k") or 0,
+                  "repetition_penalty": p.get("repetition_penalty") or 1.0,
+                  "seed": -1 if p.get("seed") is None else p["seed"]}
+        if p.get("max_new_tokens") is not None:
+            values["max_new_tokens"] = p["max_new_tokens"]
+        return values
+
+    def to_endpoint(self, outputs: dict[str, Any]) -> Any:
+        """TGI's answer: [{"generated_text": ...}] (streaming is zoo/endpoint.py's)."""
+        return [{"generated_text": outputs["text"]}]

@@ -107,6 +107,9 @@ class TextToImage(Plugin):
 
     def stream(self, model: Any, values: dict[str, Any], ctx: RunContext) -> Iterator[dict[str, Any]]:
         """Yield a latent preview per denoising step, then the images with their metadata."""
+        if model.family == "remote":  # ZOO_REMOTE_TEXT_TO_IMAGE: the engine paints, one request per image
+            yield self._remote(model.model, values, ctx)
+            return
         pipe = model.model  # shared with every request on this model: read only here
         check_pipeline(pipe, ctx.model_ref)
         width, height = output_size(pipe, ctx.model_ref, values["width"], values["height"], ctx.limits)
@@ -175,6 +178,48 @@ class TextToImage(Plugin):
         gallery = [(image, f"seed {seed + i}") for i, image in enumerate(images)] if count > 1 else None
         yield {"image": images[0], "images": gallery, "seed": seed,
                "metadata": {**common, "seeds": [seed + i for i in range(count)]}}
+
+    def _remote(self, remote: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        """Images from a remote engine's text-to-image API: image i is asked for alone with seed + i, as here."""
+        from zoo.media import attach_png_metadata, read_png_metadata
+
+        seed, count = values["seed"], values["num_images"]
+        images, metadata = [], []
+        for i in range(count):
+            ctx.progress(i / count, f"Image {i + 1} of {count} from the remote engine")
+            image = remote.call("text_to_image", values["prompt"], negative_prompt=values["negative_prompt"] or None,
+                                width=values["width"] or None, height=values["height"] or None,
+                                num_inference_steps=values["steps"], guidance_scale=values["guidance_scale"],
+                                seed=seed + i)
+            image.load()
+            # Keep what the engine says about the image (another zoo sends its metadata), and say where it ran.
+            made = read_png_metadata(image) or {
+                "prompt": values["prompt"], "negative_prompt": values["negative_prompt"], "steps": values["steps"],
+                "guidance_scale": values["guidance_scale"], "width": image.width, "height": image.height}
+            made.update(seed=seed + i, model=ctx.model_ref, endpoint=remote.label, zoo_version=__version__)
+            attach_png_metadata(image, made)
+            images.append(image)
+            metadata.append(made)
+        gallery = [(image, f"seed {seed + i}") for i, image in enumerate(images)] if count > 1 else None
+        return {"image": images[0], "images": gallery, "seed": seed,
+                "metadata": {**metadata[0], "seed": seed, "seeds": [seed + i for i in range(count)]}}
+
+    def from_endpoint(self, inputs: Any, parameters: dict[str, Any]) -> dict[str, Any]:
+        """{"inputs": prompt, "parameters": {negative_prompt, width, height, num_inference_steps, guidance_scale,
+        seed}}; one image per request."""
+        p = parameters
+        values: dict[str, Any] = {"prompt": inputs, "negative_prompt": p.get("negative_prompt") or "",
+                                  "width": p.get("width") or 0, "height": p.get("height") or 0, "num_images": 1}
+        for name, key in (("steps", "num_inference_steps"), ("guidance_scale", "guidance_scale"), ("seed", "seed")):
+            if p.get(key) is not None:
+                values[name] = p[key]
+        return values
+
+    def to_endpoint(self, outputs: dict[str, Any]) -> Any:
+        """The PNG's bytes, its metadata inside."""
+        from zoo.media import png_bytes
+
+        return png_bytes(outputs["image"])
 
     def gpu_seconds(self, values: dict[str, Any]) -> float:
         """GPU time to ask for: grows with steps x width x height x images."""

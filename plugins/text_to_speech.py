@@ -57,6 +57,8 @@ class TextToSpeech(Plugin):
     )
 
     def run(self, model: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        if model.family == "remote":  # ZOO_REMOTE_TEXT_TO_SPEECH: the engine speaks, the tab plays its audio
+            return self._remote(model.model, values, ctx)
         from zoo import audio
 
         speak = SYNTHESISERS.get(model.family)
@@ -83,6 +85,43 @@ class TextToSpeech(Plugin):
 
     def gpu_seconds(self, values: dict[str, Any]) -> float:
         return 10 + len(values.get("text") or "") / 100
+
+    def _remote(self, remote: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        """Audio from a remote engine's text-to-speech API, saved as the file the engine sent."""
+        import wave
+        from pathlib import Path
+
+        data = remote.call("text_to_speech", values["text"], extra_body={"speed": values["speed"],
+                                                                         "seed": values["seed"]})
+        suffix = next((ext for magic, ext in _AUDIO_MAGIC if data.startswith(magic)), ".audio")
+        path = Path(tempfile.mkdtemp(prefix="zoo-tts-", dir=ctx.temp_dir)) / f"speech{suffix}"
+        path.write_bytes(data)
+        details: dict[str, Any] = {"model": ctx.model_ref, "endpoint": remote.label, "bytes": len(data)}
+        if suffix == ".wav":
+            try:
+                with wave.open(str(path)) as w:
+                    details.update(sample_rate=w.getframerate(), seconds=round(w.getnframes() / w.getframerate(), 3))
+            except (wave.Error, EOFError, ZeroDivisionError):  # a float WAV: the player still reads it
+                pass
+        return {"audio": str(path), "details": details}
+
+    def from_endpoint(self, inputs: Any, parameters: dict[str, Any]) -> dict[str, Any]:
+        """{"inputs": text, "parameters": {"speed", "seed"}}."""
+        values: dict[str, Any] = {"text": inputs}
+        for name in ("speed", "seed"):
+            if parameters.get(name) is not None:
+                values[name] = parameters[name]
+        return values
+
+    def to_endpoint(self, outputs: dict[str, Any]) -> Any:
+        """The WAV file's bytes."""
+        from pathlib import Path
+
+        return Path(outputs["audio"]).read_bytes()
+
+
+# File signatures of the audio formats engines answer with, and the suffix players expect.
+_AUDIO_MAGIC = ((b"RIFF", ".wav"), (b"fLaC", ".flac"), (b"OggS", ".ogg"), (b"ID3", ".mp3"), (b"\xff\xfb", ".mp3"))
 
 
 Progress = Callable[[int, int], None]

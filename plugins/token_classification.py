@@ -64,6 +64,8 @@ class TokenClassification(Plugin):
     )
 
     def run(self, model: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        if model.family == "remote":  # ZOO_REMOTE_TOKEN_CLASSIFICATION: the engine finds the entities
+            return self._remote(model.model, values)
         bundle = model.model
         text = values["text"]
         id2label = {int(i): str(label) for i, label in bundle.model.config.id2label.items()}
@@ -87,6 +89,39 @@ class TokenClassification(Plugin):
             note.insert(0, "⚠️ Tiny random-weight model: the entities are noise. It shows the plumbing offline; "
                            f"pick a real model (such as {self.models.online}) for real entities.")
         return {"highlighted": segments, "entities": rows, "note": " ".join(note)}
+
+    def _remote(self, remote: Any, values: dict[str, Any]) -> dict[str, Any]:
+        """Entities from a remote engine's token-classification API, shown as local ones are."""
+        from zoo.models.remote import as_list
+
+        text = values["text"]
+        found = as_list(remote.call("token_classification", text, aggregation_strategy=values["aggregation"]))
+        entities = sorted((Entity(str(e.entity_group or e.entity or ""), int(e.start), int(e.end), float(e.score))
+                           for e in found if e.start is not None and e.end is not None
+                           and float(e.score) >= values["min_score"]), key=lambda e: e.start)
+        segments: list[tuple[str, str | None]] = []
+        pos = 0
+        for e in entities:
+            if e.start < pos:  # an engine may return overlapping spans; a highlight shows each character once
+                continue
+            if e.start > pos:
+                segments.append((text[pos:e.start], None))
+            segments.append((text[e.start:e.end], e.label))
+            pos = e.end
+        if pos < len(text):
+            segments.append((text[pos:], None))
+        rows = [[text[e.start:e.end], e.label, round(e.score, 4), e.start, e.end] for e in entities]
+        return {"highlighted": segments, "entities": rows,
+                "note": f"{len(rows)} entities from the remote engine {remote.label}."}
+
+    def from_endpoint(self, inputs: Any, parameters: dict[str, Any]) -> dict[str, Any]:
+        """{"inputs": text, "parameters": {"aggregation_strategy": first|average|max}}; every entity is returned."""
+        return {"text": inputs, "aggregation": parameters.get("aggregation_strategy") or "first", "min_score": 0.0}
+
+    def to_endpoint(self, outputs: dict[str, Any]) -> Any:
+        """[{"entity_group", "score", "word", "start", "end"}, ...] in text order."""
+        return [{"entity_group": label, "score": score, "word": word, "start": start, "end": end}
+                for word, label, score, start, end in outputs["entities"]]
 
 
 @dataclass

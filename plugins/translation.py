@@ -91,6 +91,13 @@ class Translation(Plugin):
         return ref, self.model_kind
 
     def stream(self, model: Any, values: dict[str, Any], ctx: RunContext) -> Iterator[dict[str, Any]]:
+        if model.family == "remote":  # ZOO_REMOTE_TRANSLATION: the engine translates the whole text
+            src, tgt = PAIRS[values["language_pair"]]
+            out = model.model.call("translation", values["text"], src_lang=src, tgt_lang=tgt, generate_parameters={
+                "max_new_tokens": values["max_new_tokens"], "num_beams": values["num_beams"]})
+            yield {"translation": out.translation_text,
+                   "note": f"Translated by the remote engine {model.model.label}."}
+            return
         import torch
 
         bundle = model.model
@@ -139,6 +146,26 @@ class Translation(Plugin):
             note.insert(0, "⚠️ Tiny random-weight model: the translation is noise. It shows the plumbing offline; "
                            f"pick a real model (such as {self.models.online}) for real translations.")
         yield {"translation": "\n".join(done), "note": " ".join(note)}
+
+    def from_endpoint(self, inputs: Any, parameters: dict[str, Any]) -> dict[str, Any]:
+        """{"inputs": text, "parameters": {"src_lang", "tgt_lang" (ISO codes), "generate_parameters"}}."""
+        values: dict[str, Any] = {"text": inputs}
+        src, tgt = parameters.get("src_lang"), parameters.get("tgt_lang")
+        if src or tgt:
+            pair = next((name for name, codes in PAIRS.items() if codes == (src, tgt)), None)
+            if pair is None:
+                raise InvalidInput("src_lang/tgt_lang", f"{src} -> {tgt}", "must be a pair this zoo translates",
+                                   "use one of: " + ", ".join(f"{s}->{t}" for s, t in PAIRS.values()))
+            values["language_pair"] = pair
+        generate = parameters.get("generate_parameters") or {}
+        for name in ("max_new_tokens", "num_beams"):
+            if generate.get(name) is not None:
+                values[name] = generate[name]
+        return values
+
+    def to_endpoint(self, outputs: dict[str, Any]) -> Any:
+        """[{"translation_text": ...}]."""
+        return [{"translation_text": outputs["translation"]}]
 
     def gpu_seconds(self, values: Mapping[str, Any]) -> float:
         # Lines are batched; a few hundred tokens per batch at tens of tokens/s, plus loading.

@@ -81,6 +81,8 @@ class ZeroShotClassification(Plugin):
                                "write a sentence such as `This example is {}.`")
 
     def run(self, model: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        if model.family == "remote":  # ZOO_REMOTE_ZERO_SHOT_CLASSIFICATION: the engine scores the labels
+            return self._remote(model.model, values)
         import torch
 
         bundle = model.model
@@ -120,6 +122,34 @@ class ZeroShotClassification(Plugin):
             note.insert(0, "⚠️ Tiny random-weight model: the scores are noise. It shows the plumbing offline; "
                            f"pick a real model (such as {self.models.online}) for real scores.")
         return {"scores": dict(ranked), "note": " ".join(note)}
+
+    def _remote(self, remote: Any, values: dict[str, Any]) -> dict[str, Any]:
+        """Label scores from a remote engine's zero-shot-classification API."""
+        from zoo.models.remote import as_list
+
+        found = as_list(remote.call("zero_shot_classification", values["text"],
+                                    parse_labels(values["candidate_labels"]), multi_label=values["multi_label"],
+                                    hypothesis_template=values["hypothesis_template"]))
+        ranked = sorted(((str(o.label), float(o.score)) for o in found), key=lambda pair: -pair[1])
+        return {"scores": dict(ranked), "note": f"{len(ranked)} labels scored by the remote engine {remote.label}."}
+
+    def from_endpoint(self, inputs: Any, parameters: dict[str, Any]) -> dict[str, Any]:
+        """{"inputs": text, "parameters": {"candidate_labels": [...], "multi_label", "hypothesis_template"}}."""
+        labels = parameters.get("candidate_labels") or []
+        if isinstance(labels, str):
+            labels = parse_labels(labels)
+        if any(not isinstance(label, str) or "," in label for label in labels):
+            raise InvalidInput("candidate_labels", labels, "must be a list of texts without commas",
+                               'send e.g. ["sports", "politics"]')
+        values = {"text": inputs, "candidate_labels": ", ".join(labels),
+                  "multi_label": bool(parameters.get("multi_label"))}
+        if parameters.get("hypothesis_template"):
+            values["hypothesis_template"] = parameters["hypothesis_template"]
+        return values
+
+    def to_endpoint(self, outputs: dict[str, Any]) -> Any:
+        """[{"label", "score"}, ...], best first."""
+        return [{"label": label, "score": score} for label, score in outputs["scores"].items()]
 
     def gpu_seconds(self, values: dict[str, Any]) -> float:
         # One forward pass per label on a large NLI model, well under a second each.

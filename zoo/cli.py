@@ -1,4 +1,5 @@
-"""Command line: `python -m zoo list`, `python -m zoo run TASK --field value ...`, `python -m zoo serve`.
+"""Command line: `python -m zoo list`, `python -m zoo run TASK --field value ...`, `python -m zoo serve`,
+`python -m zoo serve-endpoint` (the plugins for other zoos' remote tabs: zoo/endpoint.py).
 
 `run` flags are generated from the plugin's declaration, so every plugin gets a CLI
 for free. Results are printed as JSON; images and audio are written to files and
@@ -18,7 +19,7 @@ from typing import Any, Sequence
 
 from zoo.errors import ZooError
 from zoo.plugin import Bool, Number
-from zoo.settings import Settings, build_arg_parser
+from zoo.settings import SETTINGS, Settings, build_arg_parser, parse_bool
 
 
 def _jsonable(value: Any, out_dir: Path, name: str) -> Any:
@@ -141,6 +142,22 @@ def _space_handler(settings: Settings, args: argparse.Namespace) -> int:
     return builder.cmd_push(settings, args)
 
 
+def _add_endpoint_arguments(p: argparse.ArgumentParser) -> None:
+    """`serve-endpoint` flags: where to listen, plus the settings flags, accepted after the command too."""
+    p.add_argument("--host", dest="endpoint_host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; 0.0.0.0 exposes it to the network)")
+    p.add_argument("--port", dest="endpoint_port", type=int, default=8000, help="port (default 8000)")
+    for s in SETTINGS:
+        if s.flag is None or s.flag in ("--host", "--port"):
+            continue
+        # SUPPRESS: a flag given before the command must not be reset by this parser's default.
+        if s.parse is parse_bool:
+            p.add_argument(s.flag, dest=s.attr, action="store_const", const="1", default=argparse.SUPPRESS,
+                           help=f"{s.help} (env {s.env})")
+        else:
+            p.add_argument(s.flag, dest=s.attr, default=argparse.SUPPRESS, help=f"{s.help} (env {s.env})")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `python -m zoo`."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -153,6 +170,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_run.add_argument("task")
     p_run.add_argument("--out", type=Path, default=None, help="folder for image/audio outputs")
     sub.add_parser("serve", help="start the web app (same as python app.py)")
+    p_endpoint = sub.add_parser("serve-endpoint", help="serve the plugins in the formats huggingface_hub's "
+                                "InferenceClient speaks, so other zoos can use this one (README: 'Beyond one machine')")
+    _add_endpoint_arguments(p_endpoint)
     p_space = sub.add_parser("space", help="build a Hugging Face Space folder, or push one: space build|push --help")
     _add_space_arguments(p_space)
     args, rest = parser.parse_known_args(argv)
@@ -170,6 +190,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             zoo = Zoo(settings)
             launch(build_demo(zoo), zoo)
+            return 0
+        if args.command == "serve-endpoint":
+            from zoo.endpoint import serve
+            from zoo.runner import Zoo
+
+            serve(Zoo(settings), args.endpoint_host, args.endpoint_port)
             return 0
         return args.handler(settings, args)
     except ZooError as exc:

@@ -55,3 +55,12 @@ class ModelNotAllowed(ZooError):
 
 class Cancelled(ZooError):
     """The request was stopped by the user or the client went away."""
+
+
+class RemoteError(ZooError):
+    """A remote inference engine (ZOO_REMOTE_<TASK>) failed; the message names the endpoint and why."""
+
+    def __init__(self, message: str, fix: str | None = None, endpoint: str = "", status: int | None = None):
+        super().__init__(message, fix)
+        self.endpoint = endpoint
+        self.status = status

@@ -98,7 +98,8 @@ class Number(Field):
         lo, hi = self.bounds(limits)
         if self.integer:
             if number != int(number):
-                raise InvalidInput(self.name, value, "must be a whole number")
+                raise InvalidInput(self.name, value, "must be a whole number",
+                                   f"use {math.floor(number)} or {math.ceil(number)}")
             number = int(number)
         if (lo is not None and number < lo) or (hi is not None and number > hi):
             raise InvalidInput(self.name, value, f"must be between {_fmt(lo)} and {_fmt(hi)}",
@@ -343,6 +344,22 @@ class Plugin:
     def gpu_seconds(self, values: Mapping[str, Any]) -> float:
         """How long this request may hold a GPU (ZeroGPU asks per call)."""
         return 60.0
+
+    def from_endpoint(self, inputs: Any, parameters: Mapping[str, Any]) -> dict[str, Any]:
+        """An Inference Endpoints request (`{"inputs": ..., "parameters": {...}}`) as this plugin's values.
+
+        `python -m zoo serve-endpoint` calls it; override it to speak the task's own format.
+        Default: a dict of inputs gives field values, anything else fills the first input;
+        parameters named like fields are kept. An Image or Audio input arrives as a file path.
+        """
+        values = dict(inputs) if isinstance(inputs, Mapping) else ({self.inputs[0].name: inputs} if self.inputs else {})
+        names = {f.name for f in self.fields()}
+        values.update({k: v for k, v in parameters.items() if k in names})
+        return values
+
+    def to_endpoint(self, outputs: dict[str, Any]) -> Any:
+        """This plugin's outputs as its task's Inference Endpoints answer: JSON data, or bytes (an image, audio)."""
+        return outputs
 
     def build_ui(self, ui: Any) -> bool:
         """Build a custom tab body with gradio; return False to use the generated one."""

@@ -33,10 +33,17 @@ class Zoo:
         self.models = models or ModelManager(self.settings)
         self.limits = Limits.from_settings(self.settings)
         self.gpu = ZeroGPU(self)  # inactive (a no-op) unless the Space runs on ZeroGPU
+        served = {name for p in self.registry.plugins() for name in (p.task, p.endpoint().replace("_", "-"))}
+        for task in sorted(set(self.settings.remote) - served):  # a typo must not pass unnoticed
+            log.warning("ZOO_REMOTE_%s names no plugin served here; tasks: %s", task.upper().replace("-", "_"),
+                        ", ".join(self.registry.tasks()))
 
     # ------------------------------------------------------------------ models
     def default_model(self, plugin: Plugin) -> str:
-        """The model a tab runs when the user picks none: operator, tiny, online or offline default."""
+        """The model a tab runs when the user picks none: remote engine, operator, tiny, online or offline default."""
+        remote = self.remote_model(plugin)
+        if remote:
+            return remote
         override = self.settings.model_override(plugin.task)
         if override:
             return override
@@ -47,6 +54,12 @@ class Zoo:
         if ok or not choices.offline:
             return choices.online
         return choices.offline
+
+    def remote_model(self, plugin: Plugin) -> str | None:
+        """`remote:<target>` when the operator sent this tab to a remote engine (ZOO_REMOTE_<TASK>), else None."""
+        # Either name works: the task (ZOO_REMOTE_CONVERSATIONAL) or the endpoint (ZOO_REMOTE_CHAT).
+        target = self.settings.remote_target(plugin.task) or self.settings.remote_target(plugin.endpoint())
+        return f"remote:{target}" if target else None
 
     def model_choices(self, plugin: Plugin) -> list[str]:
         """Models offered in the tab's picker, the default first."""
@@ -61,6 +74,12 @@ class Zoo:
         parsed = parse_ref(ref)  # rejects traversal and malformed ids with a clear message
         if ref in plugin.models.all() or ref == self.settings.model_override(plugin.task):
             return ref
+        if ref == self.remote_model(plugin):
+            return ref
+        if parsed.scheme == "remote":  # a URL typed by a visitor would make this server post anywhere
+            raise ModelNotAllowed(f"Remote engine `{ref}` cannot be chosen from the app.",
+                                  f"the operator can set ZOO_REMOTE_{plugin.task.upper().replace('-', '_')}="
+                                  f"{parsed.name}")
         if parsed.scheme == "local":
             raise ModelNotAllowed(f"Local path `{ref}` cannot be chosen from the app.",
                                   f"the operator can set ZOO_MODEL_{plugin.task.upper().replace('-', '_')}={ref}")
@@ -102,7 +121,8 @@ class Zoo:
         checked = self.check(plugin, values)
         ctx = ctx or RunContext(limits=self.limits)
         ctx.limits = self.limits
-        if self.gpu.active:  # ZeroGPU: the model work runs under spaces.GPU (see zoo/gpu.py)
+        remote = checked["model"].startswith("remote:")  # a remote engine needs no GPU here
+        if self.gpu.active and not remote:  # ZeroGPU: the model work runs under spaces.GPU (see zoo/gpu.py)
             yield from self.gpu.stream(plugin.task, checked, ctx)
             return
         yield from self.stream_checked(plugin, checked, ctx)

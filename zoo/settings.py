@@ -86,6 +86,11 @@ class Settings:
     gguf_backend: str = "auto"
     llama_context: int = 4096
     model_overrides: Mapping[str, str] = field(default_factory=dict)
+    remote: Mapping[str, str] = field(default_factory=dict)  # task -> endpoint URL or provider:model
+    remote_timeout: float = 120.0
+    remote_retries: int = 2
+    remote_context: int = 4096
+    remote_token: str | None = field(default=None, repr=False)  # HF_TOKEN; never printed or logged
     max_text_chars: int = 20_000
     max_new_tokens: int = 1024
     max_audio_seconds: float = 600.0
@@ -112,6 +117,10 @@ class Settings:
         """The operator's model for a task (`ZOO_MODEL_TEXT_GENERATION=...`), if any."""
         return self.model_overrides.get(task)
 
+    def remote_target(self, task: str) -> str | None:
+        """The remote engine a task's requests go to (`ZOO_REMOTE_TEXT_GENERATION=...`), if any."""
+        return self.remote.get(task.replace("_", "-"))
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, argv: list[str] | None = None) -> "Settings":
         """Read every `ZOO_*` (and the standard HF/Gradio) variable, then CLI flags on top."""
@@ -132,6 +141,17 @@ class Settings:
         }
         if overrides:
             values["model_overrides"] = overrides
+        # ZOO_REMOTE_<TASK>; the ZOO_REMOTE_* knobs declared in SETTINGS (timeout, retries...) are not tasks.
+        knobs = {s.env for s in SETTINGS}
+        remote = {
+            key[len("ZOO_REMOTE_"):].lower().replace("_", "-"): _remote_target(key, value)
+            for key, value in env.items()
+            if key.startswith("ZOO_REMOTE_") and key not in knobs and value.strip()
+        }
+        if remote:
+            values["remote"] = remote
+        if env.get("HF_TOKEN", "").strip():
+            values["remote_token"] = env["HF_TOKEN"].strip()
         settings = cls(**values)
         if argv:
             settings = settings.apply_args(build_arg_parser().parse_args(argv))
@@ -165,6 +185,32 @@ def _float(name: str, raw: str) -> float:
         return float(raw)
     except ValueError:
         raise InvalidInput(name, raw, "must be a number") from None
+
+
+def _seconds(name: str, raw: str) -> float:
+    value = _float(name, raw)
+    if not value > 0:
+        raise InvalidInput(name, raw, "must be a number of seconds above 0")
+    return value
+
+
+def _count(name: str, raw: str) -> int:
+    value = _int(name, raw)
+    if value < 0:
+        raise InvalidInput(name, raw, "must be 0 or more")
+    return value
+
+
+_REMOTE_TARGET = re.compile(r"^(https?://[^\s/]+\S*|(?:[a-z0-9-]+:)?[A-Za-z0-9][\w.-]*/[\w.-]+)$")
+
+
+def _remote_target(name: str, raw: str) -> str:
+    """An endpoint URL, or `provider:owner/model` (Inference Providers; `owner/model` alone = provider auto)."""
+    value = raw.strip()
+    if not _REMOTE_TARGET.match(value):
+        raise InvalidInput(name, raw, "must be an endpoint URL (http://host:port/...) or `provider:owner/model`",
+                           "e.g. http://127.0.0.1:8080 or together:meta-llama/Llama-3.1-8B-Instruct")
+    return value
 
 
 def _device(name: str, raw: str) -> str:
@@ -204,7 +250,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("cache_dir", "ZOO_CACHE_DIR", "Where converted weights and tiny models are cached. Default ~/.cache/model-zoo.", _path),
     Setting("gguf_backend", "ZOO_GGUF_BACKEND", "GGUF models run on llama-cpp (fast on CPU) or transformers; auto = llama-cpp when installed and on CPU.", _gguf_backend),
     Setting("llama_context", "ZOO_LLAMA_CONTEXT", "Context window (tokens) for GGUF models run by llama.cpp. Default 4096.", _int),
-    Setting("threads", "ZOO_THREADS", "CPU threads for torch (0 = torch's default).", _int),
+    Setting("threads", "ZOO_THREADS", "CPU threads for torch and llama.cpp (0 = torch's default; half the cores for llama.cpp).", _int),
+    Setting("remote_timeout", "ZOO_REMOTE_TIMEOUT", "Seconds a remote engine (ZOO_REMOTE_<TASK>) may take to answer, and to send each streamed piece. Default 120.", _seconds),
+    Setting("remote_retries", "ZOO_REMOTE_RETRIES", "Retries, with doubling waits from 0.5 s, when a remote engine answers 429 or 5xx or refuses the connection. Default 2.", _count),
+    Setting("remote_context", "ZOO_REMOTE_CONTEXT", "Context window (tokens) assumed for a remote language model when chat trims old turns. Default 4096.", _int),
     Setting("max_text_chars", "ZOO_MAX_TEXT_CHARS", "Longest text input accepted. Default 20000.", _int),
     Setting("max_new_tokens", "ZOO_MAX_NEW_TOKENS", "Upper limit for max_new_tokens. Default 1024.", _int),
     Setting("max_audio_seconds", "ZOO_MAX_AUDIO_SECONDS", "Longest audio accepted. Default 600.", _float),

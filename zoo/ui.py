@@ -10,6 +10,8 @@ import html
 import inspect
 import logging
 import os
+import time
+import re
 import shutil
 import subprocess
 import tempfile
@@ -20,16 +22,24 @@ from zoo import plugin as P
 from zoo.errors import Cancelled, ZooError
 from zoo.models.devices import describe_device
 from zoo.models.refs import parse_ref
+from zoo.models.sources import PACKAGED
 from zoo.registry import Quarantined
 from zoo.runner import Zoo
 
 log = logging.getLogger(__name__)
+
+STREAM_INTERVAL = 0.05  # seconds between streamed UI updates: 20 per second reads as smooth
 
 CSS = """
 .zoo-header h1 {margin-bottom: 0.2em}
 .zoo-model-note {font-size: 0.9em; opacity: 0.85}
 .zoo-tiny {border-left: 4px solid #f59e0b; padding-left: 0.6em}
 .zoo-quarantine {border-left: 4px solid #dc2626; padding-left: 0.6em}
+/* Highlighted text flows like a paragraph; gradio lays each span out as a box, so a marked span jumps lines. */
+.zoo-highlight .textfield {display: block !important; line-height: 2}
+.zoo-highlight .token-container, .zoo-highlight .token {display: inline !important}
+.zoo-highlight .text {word-break: normal !important; overflow-wrap: break-word}
+.zoo-highlight .label {white-space: nowrap}
 """
 
 
@@ -40,10 +50,13 @@ def user_error(exc: BaseException, task: str) -> Exception:
     if isinstance(exc, gr.Error):
         return exc
     if isinstance(exc, ZooError):
-        return gr.Error(str(exc), title=type(exc).__name__.replace("Invalid", "Invalid ").strip())
+        # A user's mistake, not a server fault: one log line, not a stack trace per bad request.
+        log.info("%s refused a request: %s", task, exc)
+        return gr.Error(str(exc), title=type(exc).__name__.replace("Invalid", "Invalid ").strip(),
+                        print_exception=False)
     log.exception("Unexpected error in %s", task)
     return gr.Error(f"{task} failed: {type(exc).__name__}: {exc}. The server log has the details; "
-                    "other tabs keep working.", title="Something went wrong")
+                    "other tabs keep working.", title="Something went wrong", print_exception=False)
 
 
 def component(field: P.Field, limits: P.Limits, *, output: bool = False, render: bool = True) -> Any:
@@ -70,17 +83,20 @@ def component(field: P.Field, limits: P.Limits, *, output: bool = False, render:
     if isinstance(field, P.Bool):
         return gr.Checkbox(value=field.default, info=field.info, **common)
     if isinstance(field, P.Image):
+        if output:  # a fixed frame: a small image (the tiny pipeline paints 64 px) would leave a thin strip
+            return gr.Image(type="pil", format="png", height=320, **common)
         return gr.Image(type="pil", format="png", **common)
     if isinstance(field, P.Audio):
         if output:
             return gr.Audio(type="filepath", **common)
         return gr.Audio(sources=list(field.sources), type="filepath", **common)
     if isinstance(field, P.Gallery):
-        return gr.Gallery(type="pil", format="png", columns=2, **common)
+        return gr.Gallery(type="pil", format="png", columns=2, height="auto", **common)
     if isinstance(field, P.Highlight):
-        return gr.HighlightedText(combine_adjacent=False, show_legend=False, **common)
+        return gr.HighlightedText(combine_adjacent=False, show_legend=False, elem_classes=["zoo-highlight"], **common)
     if isinstance(field, P.Table):
-        return gr.Dataframe(headers=list(field.headers) or None, wrap=True, **{"interactive": False, **common})
+        return gr.Dataframe(headers=list(field.headers) or None, wrap=True, column_widths=column_widths(field.headers),
+                            **{"interactive": False, **common})
     if isinstance(field, (P.Labels, P.Json)):
         common.pop("interactive", None)  # display-only components take no such argument
     if isinstance(field, P.Labels):
@@ -92,16 +108,49 @@ def component(field: P.Field, limits: P.Limits, *, output: bool = False, render:
     raise TypeError(f"No gradio component for field type {type(field).__name__}")
 
 
+# Columns that hold a number or a short tag; the others (text, passages) get the room left.
+NARROW_COLUMNS = {"rank", "score", "start", "end", "index", "id", "count", "label", "seconds", "confidence",
+                  "probability", "similarity", "time", "duration", "tokens"}
+
+
+def column_widths(headers: Sequence[str]) -> list[str] | None:
+    """Table column widths: narrow for numbers and tags, the rest shared; None leaves gradio's own sizing.
+
+    Gradio sizes a text column to the whole table width, which pushes long text off the side.
+    """
+    narrow = [h.strip().lower() in NARROW_COLUMNS for h in headers]
+    if not headers or all(narrow) or not any(narrow):
+        return None
+    narrow_share = min(14, 60 // sum(narrow))
+    wide_share = (100 - narrow_share * sum(narrow)) / (len(headers) - sum(narrow))
+    return [f"{narrow_share}%" if n else f"{wide_share:g}%" for n in narrow]
+
+
 def model_note(zoo: Zoo, plugin: P.Plugin, ref: str) -> str:
     """Markdown saying which model runs, where it comes from, and whether it is a tiny random one."""
     ok, where = zoo.models.availability(ref)
     parsed = parse_ref(ref)
     name = f"[{ref}]({parsed.hub_url})" if parsed.hub_url else f"`{ref}`"
+    mirror = _packaged_mirror(parsed)
+    if mirror is not None:  # a packaged copy: link the Hub page of the model it is a copy of
+        name += f" (a copy of [{mirror.name}]({mirror.hub_url}))"
     if parsed.scheme == "tiny":
         return (f"<div class='zoo-tiny'>⚠️ <b>Tiny random-weight model</b> (<code>{html.escape(ref)}</code>): "
                 "outputs are noise. It shows the plumbing offline; pick a real model for real results.</div>")
     status = f"runs from the {where}" if ok else f"**not available here**: {where}"
     return f"<span class='zoo-model-note'>Model: {name} — {status}.</span>"
+
+
+def _packaged_mirror(parsed: Any) -> Any:
+    """The parsed Hub reference a packaged model stands in for, or None."""
+    if parsed.scheme != "packaged":
+        return None
+    entry = PACKAGED.get(parsed.name)
+    try:
+        mirror = parse_ref(entry.mirrors[0]) if entry and entry.mirrors else None
+    except ZooError:
+        return None
+    return mirror if mirror is not None and mirror.hub_url else None
 
 
 def api_snippet(plugin: P.Plugin, values: dict[str, Any], url: str = "http://127.0.0.1:7860/") -> str:
@@ -114,10 +163,13 @@ def api_snippet(plugin: P.Plugin, values: dict[str, Any], url: str = "http://127
             args.append(f"{k}=handle_file({(os.path.basename(v) if isinstance(v, str) and v else sample)!r})")
         else:
             args.append(f"{k}={v!r}")
+    args.append(f'api_name="/{plugin.endpoint()}"')
     imports = "Client, handle_file" if any(k in media for k in values) else "Client"
+    call = "".join(f"    {a},\n" for a in args)  # one argument a line: long examples stay readable
     return (f"```python\nfrom gradio_client import {imports}\n\n"
             f"client = Client({url!r})\n"
-            f"result = client.predict({', '.join(args)}, api_name=\"/{plugin.endpoint()}\")\nprint(result)\n```")
+            f"result = client.predict(\n{call})\nprint(result)\n```\n"
+            "Every option of the tab is a keyword argument too; the API page (footer) lists them.")
 
 
 SAMPLE_SPEECH = "Welcome to the model zoo. Press run to turn this sentence into text."
@@ -172,7 +224,7 @@ def _write_atomically(path: Path, write: Callable[[Path], Any]) -> None:
 
 
 def sample_examples(plugin: P.Plugin) -> list[dict[str, Any]]:
-    """One generated example for a plugin that declares none and takes only media (a picture, speech)."""
+    """One generated example for a plugin that declares none and whose required inputs are media (picture, speech)."""
     if plugin.examples or not plugin.inputs:
         return []
     values: dict[str, Any] = {}
@@ -196,7 +248,58 @@ def _output_value(field: P.Field, value: Any) -> Any:
         return [list(r) for r in value] if value else []
     if isinstance(field, P.Highlight):
         return [(text, label) for text, label in value]
+    if isinstance(field, P.Image) and _is_pil(value):
+        return image_file(value)
+    if isinstance(field, P.Gallery) and isinstance(value, (list, tuple)):
+        return [(image_file(v[0]), *v[1:]) if isinstance(v, tuple) and _is_pil(v[0])
+                else image_file(v) if _is_pil(v) else v for v in value]
     return value
+
+
+def _is_pil(value: Any) -> bool:
+    return type(value).__module__.startswith("PIL.")
+
+
+def image_file(image: Any) -> str:
+    """A PIL image as a PNG file named by its content (text chunks kept), written once, atomically.
+
+    Handing gradio a PIL image makes it rewrite `<cache>/<hash>/image.png` in place on every
+    request; two requests with the same output (same prompt and seed) then race, and a client
+    downloading the file while the other rewrites it gets a truncated body. A finished file
+    that is never rewritten, which gradio copies with tmp + rename, cannot be caught half-written.
+    """
+    import hashlib
+
+    from zoo.media import png_bytes
+
+    data = png_bytes(image)  # keeps the image's text chunks (metadata) as gradio's own PNG writer did
+    folder = Path(tempfile.gettempdir()) / "model-zoo-images" / hashlib.sha256(data).hexdigest()[:40]
+    path = folder / "image.png"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, staging = tempfile.mkstemp(dir=folder, prefix=".image-")
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(staging, path)
+    return str(path)
+
+
+def throttle(items: Iterator[Any], interval: float = STREAM_INTERVAL) -> Iterator[Any]:
+    """Pass on at most one item per `interval` seconds, and always the last one.
+
+    Every update costs the server's event loop a diff and a message; with a fast model
+    (llama.cpp decodes 100+ tokens/s) per-token updates starve it on a small machine.
+    """
+    last_sent = 0.0
+    pending, has_pending = None, False
+    for item in items:
+        pending, has_pending = item, True
+        now = time.monotonic()
+        if now - last_sent >= interval:
+            yield item
+            last_sent, has_pending = now, False
+    if has_pending:
+        yield pending
 
 
 class TabBuilder:
@@ -266,10 +369,10 @@ class TabBuilder:
 
         def run(*args: Any, progress: Any = gr.Progress()) -> Iterator[tuple]:
             values = dict(zip(names, args))
-            # None (busy, no fraction) shows the description without a misleading "0%" bar.
-            ctx = P.RunContext(limits=zoo.limits, on_progress=lambda f, d: progress(f, desc=d))
+            # Gradio shows a step's description only with a fraction: None (busy, no fraction) becomes 0.
+            ctx = P.RunContext(limits=zoo.limits, on_progress=lambda f, d: progress(f if f is not None else 0, desc=d))
             try:
-                for result in zoo.stream(plugin.task, values, ctx):
+                for result in throttle(zoo.stream(plugin.task, values, ctx)):
                     shown = tuple(_output_value(f, result.get(f.name)) for f in outputs)
                     yield shown[0] if len(shown) == 1 else shown  # one output: the API returns it bare
             finally:
@@ -340,12 +443,17 @@ class TabBuilder:
         return next(f.default for f in self.plugin.fields() if f.name == name)
 
 
+def _html_code(text: str) -> str:
+    """Escape text for HTML, showing its `backticked` names as code (markdown is not parsed inside HTML)."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+
 def quarantine_tab(q: Quarantined) -> None:
     """A broken plugin's tab: the error and the fix, details folded away."""
     import gradio as gr
 
     gr.Markdown(f"<div class='zoo-quarantine'><h3>⚠️ Plugin <code>{html.escape(q.name)}</code> is unavailable</h3>"
-                f"<p><b>Error:</b> {html.escape(q.error)}</p><p><b>Fix:</b> {html.escape(q.fix)}</p>"
+                f"<p><b>Error:</b> {_html_code(q.error)}</p><p><b>Fix:</b> {_html_code(q.fix)}</p>"
                 f"<p>Source: {html.escape(q.source)}. Every other tab keeps working.</p></div>")
     with gr.Accordion("Details", open=False):
         gr.Code(q.details, language=None, label="Traceback")

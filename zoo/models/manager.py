@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -22,6 +22,13 @@ from zoo.models.sources import Resolved, Resolver, detect_family
 from zoo.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# transformers and diffusers patch torch process-wide while they build a model (meta-device
+# init, skipped weight init). Two loads interleaving in threads corrupt each other, and can
+# leave the process unable to load a model at all ("Cannot copy out of meta tensor"), so
+# local loads (and tiny-model builds, which construct models too) take turns across every
+# manager in the process; requests still run in parallel.
+_LOAD_LOCK = threading.RLock()
 
 
 @dataclass
@@ -70,7 +77,8 @@ class ModelManager:
             hit = self._resolved.get(parsed.raw)
         if hit is not None and (hit.source == "openai-whisper" or hit.path.exists()):
             return hit
-        resolved = self.resolver.resolve(parsed, download=download)
+        with _LOAD_LOCK if parsed.scheme == "tiny" and download else nullcontext():
+            resolved = self.resolver.resolve(parsed, download=download)
         if download:
             with self._resolve_lock:
                 self._resolved[parsed.raw] = resolved
@@ -82,6 +90,8 @@ class ModelManager:
             parsed = parse_ref(ref)
             if parsed.scheme == "tiny":
                 return True, "tiny random-weight model built from a config"
+            if parsed.scheme == "remote":
+                return True, f"remote inference engine {parsed.name}"
             resolved = self.resolver.resolve(parsed, download=False)
         except ZooError as exc:
             if not self.settings.hub_offline and parse_ref(ref).scheme == "hub":
@@ -109,6 +119,13 @@ class ModelManager:
                            allow_pickle=self.settings.allow_pickle, threads=self.settings.threads,
                            gguf_backend=self.settings.gguf_backend, llama_context=self.settings.llama_context)
 
+    def _remote_context(self) -> LoadContext:
+        """What the remote loader needs: the timeout, retries and token settings; no device, no torch."""
+        from zoo.models.remote import RemoteOptions
+
+        return LoadContext(device="remote", dtype=None, cache_dir=self.settings.cache_dir,
+                           remote=RemoteOptions.from_settings(self.settings))
+
     @contextmanager
     def use(self, ref: str, kind: str, progress: Callable[[float | None, str], None] | None = None
             ) -> Iterator[Loaded]:
@@ -116,8 +133,12 @@ class ModelManager:
         if progress:
             progress(None, f"Finding {ref}")
         resolved = self.resolve(ref)
-        family = "openai-whisper" if resolved.ref.scheme == "openai-whisper" else detect_family(resolved.path)
-        device = self.device
+        remote = resolved.ref.scheme == "remote"
+        if remote:
+            family = "remote"
+        else:
+            family = "openai-whisper" if resolved.ref.scheme == "openai-whisper" else detect_family(resolved.path)
+        device = "remote" if remote else self.device  # a remote engine needs no local device (nor torch)
         key = (family, str(resolved.path), kind, device)
 
         def load() -> tuple[Loaded, int]:
@@ -125,7 +146,9 @@ class ModelManager:
                 progress(None, f"Loading {ref} ({family}) on {device}")
             started = time.perf_counter()
             try:
-                model, nbytes = LOADERS[family](resolved, kind, self._load_context())
+                with nullcontext() if remote else _LOAD_LOCK:
+                    model, nbytes = LOADERS[family](resolved, kind, self._remote_context() if remote
+                                                    else self._load_context())
             except ZooError:
                 raise
             except Exception as exc:
@@ -143,6 +166,9 @@ class ModelManager:
         self._start_sweeper()
         with self.cache.use(key, load) as entry:
             assert entry.slots is not None
+            if remote:  # the engine queues and batches concurrent requests itself
+                yield entry.value
+                return
             with entry.slots:  # per-model concurrency limit (ZOO_CONCURRENCY)
                 yield entry.value
 
