@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from zoo.errors import InvalidInput
+from zoo.media import as_rgb
 from zoo.plugin import Image, Int, Json, Labels, Limits, ModelChoices, Plugin, RunContext
 
 
@@ -93,32 +94,3 @@ class ImageClassification(Plugin):
 
     def gpu_seconds(self, values: dict[str, Any]) -> float:
         return 10.0
-
-
-def as_rgb(value: Any) -> Any:
-    """A PIL RGB image from what a caller sent: a PIL image, a file path, or a numpy array."""
-    from PIL import Image as PILImage
-    from PIL import UnidentifiedImageError
-
-    if isinstance(value, dict):  # gradio_client's FileData
-        value = value.get("path") or value.get("url")
-    is_path = isinstance(value, str) or hasattr(value, "__fspath__")
-    if not (isinstance(value, PILImage.Image) or is_path or hasattr(value, "__array__")):
-        raise InvalidInput("image", type(value).__name__, "must be an image", "upload a PNG, JPEG or WebP picture")
-    try:
-        if isinstance(value, PILImage.Image):
-            image = value
-        elif is_path:
-            with PILImage.open(value) as opened:
-                image = opened.copy()
-        else:
-            import numpy as np
-
-            image = PILImage.fromarray(np.asarray(value))
-    except (OSError, UnidentifiedImageError, PILImage.DecompressionBombError, TypeError, ValueError) as exc:
-        raise InvalidInput("image", str(value)[:80], f"cannot be read as an image ({exc})",
-                           "upload a PNG, JPEG or WebP picture") from None
-    if image.width < 1 or image.height < 1:
-        raise InvalidInput("image", f"{image.width}x{image.height}", "must have at least one pixel",
-                           "upload a real picture")
-    return image.convert("RGB")

@@ -115,3 +115,32 @@ def read_png_metadata(source: "str | Path | bytes | Image.Image", key: str = PNG
     if not isinstance(value, dict):
         raise InvalidInput(key, raw, "must hold a JSON object", "the chunk was not written by the zoo")
     return value
+
+
+def as_rgb(value: Any, name: str = "image") -> Any:
+    """A PIL RGB image from what a caller sent: a PIL image, a file path, or a numpy array."""
+    from PIL import Image as PILImage
+    from PIL import UnidentifiedImageError
+
+    if isinstance(value, dict):  # gradio_client's FileData
+        value = value.get("path") or value.get("url")
+    is_path = isinstance(value, str) or hasattr(value, "__fspath__")
+    if not (isinstance(value, PILImage.Image) or is_path or hasattr(value, "__array__")):
+        raise InvalidInput(name, type(value).__name__, "must be an image", "upload a PNG, JPEG or WebP picture")
+    try:
+        if isinstance(value, PILImage.Image):
+            image = value
+        elif is_path:
+            with PILImage.open(value) as opened:
+                image = opened.copy()
+        else:
+            import numpy as np
+
+            image = PILImage.fromarray(np.asarray(value))
+    except (OSError, UnidentifiedImageError, PILImage.DecompressionBombError, TypeError, ValueError) as exc:
+        raise InvalidInput(name, str(value)[:80], f"cannot be read as an image ({exc})",
+                           "upload a PNG, JPEG or WebP picture") from None
+    if image.width < 1 or image.height < 1:
+        raise InvalidInput(name, f"{image.width}x{image.height}", "must have at least one pixel",
+                           "upload a real picture")
+    return image.convert("RGB")

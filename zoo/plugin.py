@@ -157,7 +157,12 @@ class Bool(Field):
 
 @dataclass(frozen=True)
 class Image(Field):
-    """An image (PIL.Image in run())."""
+    """An image: a PIL RGB image in run(), whatever the caller sent (path, upload, array)."""
+
+    def check(self, value: Any, limits: "Limits") -> Any:
+        from zoo.media import as_rgb  # PIL only when an image actually arrives
+
+        return as_rgb(value, self.name)
 
 
 @dataclass(frozen=True)

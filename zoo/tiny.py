@@ -181,21 +181,27 @@ def _build_causal_lm(out_dir: Path) -> None:
 # question-answering: BERT + WordPiece with offsets
 
 
-def _build_question_answering(out_dir: Path) -> None:
-    """Write a tiny BertForQuestionAnswering with a WordPiece tokenizer covering any English text."""
+def _wordpiece_tokenizer(extra_specials: tuple[str, ...] = (), model_max_length: int = 512, **kwargs: object):
+    """A lowercasing BERT WordPiece tokenizer: the common words, then single characters (never [UNK] for ASCII)."""
     import string
 
-    from transformers import BertConfig, BertForQuestionAnswering, BertTokenizerFast
+    from transformers import BertTokenizerFast
 
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    # The tokenizer lowercases, so lowercase symbols suffice; every symbol also has a
-    # "##" continuation so an unknown word falls back to characters instead of [UNK].
+    # Every symbol also has a "##" continuation, so an unknown word falls back to characters, not [UNK].
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *extra_specials]
     chars = sorted(set(string.printable) - set(string.whitespace) - set(string.ascii_uppercase))
     words = sorted({w.lower() for w in _WORDS if w.isalpha()})
     vocab: dict[str, int] = {}
     for token in [*specials, *chars, *("##" + c for c in chars), *words]:
         vocab.setdefault(token, len(vocab))
-    tokenizer = BertTokenizerFast(vocab=vocab, do_lower_case=True, model_max_length=512)
+    return BertTokenizerFast(vocab=vocab, do_lower_case=True, model_max_length=model_max_length, **kwargs)
+
+
+def _build_question_answering(out_dir: Path) -> None:
+    """Write a tiny BertForQuestionAnswering with a WordPiece tokenizer covering any English text."""
+    from transformers import BertConfig, BertForQuestionAnswering
+
+    tokenizer = _wordpiece_tokenizer()
     tokenizer.save_pretrained(out_dir)
 
     config = BertConfig(
@@ -206,7 +212,7 @@ def _build_question_answering(out_dir: Path) -> None:
         intermediate_size=37,
         max_position_embeddings=512,
         type_vocab_size=2,
-        pad_token_id=vocab["[PAD]"],
+        pad_token_id=tokenizer.pad_token_id,
     )
     _seeded()
     BertForQuestionAnswering(config).save_pretrained(out_dir, safe_serialization=True)
@@ -492,22 +498,6 @@ def build(kind: str, out_dir: Path) -> Path:
 # More capabilities, part B: sentence similarity (feature-extraction), image
 # classification, image captioning (image-to-text) and text to speech. One block,
 # registered at its end with TINY_KINDS.update, so other kinds can be added beside it.
-
-
-def _wordpiece_tokenizer(extra_specials: tuple[str, ...] = (), model_max_length: int = 512, **kwargs: object):
-    """A lowercasing BERT WordPiece tokenizer: the common words, then single characters (never [UNK] for ASCII)."""
-    import string
-
-    from transformers import BertTokenizerFast
-
-    # The same vocabulary rule as the question-answering kind, plus any extra special tokens.
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *extra_specials]
-    chars = sorted(set(string.printable) - set(string.whitespace) - set(string.ascii_uppercase))
-    words = sorted({w.lower() for w in _WORDS if w.isalpha()})
-    vocab: dict[str, int] = {}
-    for token in [*specials, *chars, *("##" + c for c in chars), *words]:
-        vocab.setdefault(token, len(vocab))
-    return BertTokenizerFast(vocab=vocab, do_lower_case=True, model_max_length=model_max_length, **kwargs)
 
 
 def _build_feature_extraction(out_dir: Path) -> None:
