@@ -141,3 +141,21 @@ def test_plugins_do_not_import_heavy_libraries() -> None:
                          cwd=Path(__file__).parent.parent).stdout.strip()
     count, heavy = out.split(" ", 1)
     assert int(count) >= 1 and heavy == "[]", out
+
+
+def test_every_plugin_file_can_be_left_out_alone(settings) -> None:
+    """Denying one plugin removes exactly its tab and endpoint; nothing else breaks or is quarantined."""
+    from zoo.ui import build_demo
+
+    everything = Registry.discover(entry_points=False)
+    tasks = everything.tasks()
+    endpoints = {p.task: "/" + p.endpoint() for p in everything.plugins()}
+    assert len(tasks) >= 14
+    for task in tasks:
+        registry = Registry.discover(deny=[task], entry_points=False)
+        assert registry.tasks() == [t for t in tasks if t != task] and not registry.quarantined
+        config = build_demo(Zoo(settings.replace(tiny=True), registry=registry)).get_config_file()
+        public = {"/" + d["api_name"] for d in config["dependencies"]
+                  if d.get("api_name") and d.get("api_visibility", "public") == "public"}
+        assert endpoints[task] not in public
+        assert {endpoints[t] for t in tasks if t != task} <= public
