@@ -149,14 +149,12 @@ def _zoo(**changes: Any) -> Any:
 
 def bench_textgen(runs: int, max_new_tokens: int = 128) -> list[Row]:
     """Decode speed: plugin call and HTTP against raw model.generate and raw llama.cpp, same weights and threads."""
-    from zoo.models.lm import GenerationParams
     from zoo.models.sources import packaged_path
 
     # The zoo's default for llama.cpp (see zoo.models.loaders.load_llama_cpp); both sides use it.
     threads = int(os.environ.get("ZOO_THREADS") or max(1, (os.cpu_count() or 2) // 2))
     params = dict(prompt=PROMPT, max_new_tokens=max_new_tokens, temperature=0, repetition_penalty=1.0,
                   system_prompt=SYSTEM, seed=0)
-    gen = GenerationParams(max_new_tokens=max_new_tokens, temperature=0, repetition_penalty=1.0)
     rows: list[Row] = []
 
     # --- llama.cpp: raw library vs the zoo's default CPU path for GGUF
@@ -204,7 +202,7 @@ def bench_textgen(runs: int, max_new_tokens: int = 128) -> list[Row]:
                         (lm.count_tokens(http_text) / http_s) / raw_tps, "", None, runs))
     finally:
         stop(proc)
-    del raw
+    raw.close()  # free llama.cpp's memory before the transformers half
     zoo.models.cache.clear()
 
     # --- transformers: raw generate vs the plugin on the same dequantised weights

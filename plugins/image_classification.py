@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from zoo.errors import InvalidInput
 from zoo.media import as_rgb
-from zoo.plugin import Image, Int, Json, Labels, Limits, ModelChoices, Plugin, RunContext
+from zoo.plugin import Image, Int, Json, Labels, ModelChoices, Plugin, RunContext
 
 
 class ImageClassification(Plugin):
@@ -36,10 +35,6 @@ class ImageClassification(Plugin):
         Labels("labels", label="Labels"),
         Json("details", label="Details"),
     )
-
-    def check(self, values: dict[str, Any], limits: Limits) -> None:
-        if values.get("image") is None:
-            raise InvalidInput("image", None, "must be an image", "upload or paste a picture")
 
     def run(self, model: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         if model.family == "remote":  # ZOO_REMOTE_IMAGE_CLASSIFICATION: the engine labels the picture

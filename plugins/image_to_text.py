@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from zoo.errors import InvalidInput, ModelLoadError
+from zoo.errors import ModelLoadError
 from zoo.media import as_rgb
-from zoo.plugin import Image, Int, Json, Limits, ModelChoices, Plugin, RunContext, Text
+from zoo.plugin import Image, Int, Json, ModelChoices, Plugin, RunContext, Text
 
 
 class ImageToText(Plugin):
@@ -44,10 +44,6 @@ class ImageToText(Plugin):
         Text("caption", label="Caption", lines=2),
         Json("details", label="Details"),
     )
-
-    def check(self, values: dict[str, Any], limits: Limits) -> None:
-        if values.get("image") is None:
-            raise InvalidInput("image", None, "must be an image", "upload or paste a picture")
 
     def run(self, model: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         if model.family == "remote":  # ZOO_REMOTE_IMAGE_TO_TEXT: the engine writes the caption
