@@ -72,15 +72,7 @@ class TokenClassification(Plugin):
         words = _tag_words(bundle, text, values["aggregation"], ctx)
         entities = [e for e in _group_entities(words, id2label) if e.score >= values["min_score"]]
 
-        segments: list[tuple[str, str | None]] = []
-        pos = 0
-        for e in entities:
-            if e.start > pos:
-                segments.append((text[pos:e.start], None))
-            segments.append((text[e.start:e.end], e.label))
-            pos = e.end
-        if pos < len(text):
-            segments.append((text[pos:], None))
+        segments = highlight_segments(text, entities)
         rows = [[text[e.start:e.end], e.label, round(e.score, 4), e.start, e.end] for e in entities]
 
         kinds = sorted({_split_tag(label)[1] for label in id2label.values()} - {""})
@@ -99,17 +91,7 @@ class TokenClassification(Plugin):
         entities = sorted((Entity(str(e.entity_group or e.entity or ""), int(e.start), int(e.end), float(e.score))
                            for e in found if e.start is not None and e.end is not None
                            and float(e.score) >= values["min_score"]), key=lambda e: e.start)
-        segments: list[tuple[str, str | None]] = []
-        pos = 0
-        for e in entities:
-            if e.start < pos:  # an engine may return overlapping spans; a highlight shows each character once
-                continue
-            if e.start > pos:
-                segments.append((text[pos:e.start], None))
-            segments.append((text[e.start:e.end], e.label))
-            pos = e.end
-        if pos < len(text):
-            segments.append((text[pos:], None))
+        segments = highlight_segments(text, entities)
         rows = [[text[e.start:e.end], e.label, round(e.score, 4), e.start, e.end] for e in entities]
         return {"highlighted": segments, "entities": rows,
                 "note": f"{len(rows)} entities from the remote engine {remote.label}."}
@@ -227,3 +209,19 @@ def _max_input_tokens(tok: Any, net: Any) -> int:
     limits = [n for n in (getattr(tok, "model_max_length", None),
                           getattr(net.config, "max_position_embeddings", None)) if isinstance(n, int) and n > 0]
     return min([*limits, 4096]) if limits else 512
+
+
+def highlight_segments(text: str, entities: list[Any]) -> list[tuple[str, str | None]]:
+    """The text as (piece, label-or-None) segments that rejoin to it exactly; entities sorted by start."""
+    segments: list[tuple[str, str | None]] = []
+    pos = 0
+    for e in entities:
+        if e.start < pos:  # an engine may return overlapping spans; a highlight shows each character once
+            continue
+        if e.start > pos:
+            segments.append((text[pos:e.start], None))
+        segments.append((text[e.start:e.end], e.label))
+        pos = e.end
+    if pos < len(text):
+        segments.append((text[pos:], None))
+    return segments
