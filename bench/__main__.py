@@ -5,7 +5,8 @@ measured side by side in this one process run. Results go to bench/results.json
 and a table in BENCHMARKS.md.
 
     python -m bench                 # everything (about 10 minutes on 2 cores)
-    python -m bench --only textgen  # one section: coldstart, textgen, load, asr, image, concurrency
+    python -m bench --only textgen  # one section: coldstart, textgen, load, asr, image, concurrency,
+                                    # threads, portable
 """
 
 from __future__ import annotations
@@ -151,8 +152,10 @@ def bench_textgen(runs: int, max_new_tokens: int = 128) -> list[Row]:
     """Decode speed: plugin call and HTTP against raw model.generate and raw llama.cpp, same weights and threads."""
     from zoo.models.sources import packaged_path
 
+    from zoo.models.ggml import converted_gguf, default_threads
+
     # The zoo's default for llama.cpp (see zoo.models.loaders.load_llama_cpp); both sides use it.
-    threads = int(os.environ.get("ZOO_THREADS") or max(1, (os.cpu_count() or 2) // 2))
+    threads = int(os.environ.get("ZOO_THREADS") or default_threads())
     params = dict(prompt=PROMPT, max_new_tokens=max_new_tokens, temperature=0, repetition_penalty=1.0,
                   system_prompt=SYSTEM, seed=0)
     rows: list[Row] = []
@@ -163,7 +166,8 @@ def bench_textgen(runs: int, max_new_tokens: int = 128) -> list[Row]:
     prompt = lm.chat_prompt([{"role": "system", "content": SYSTEM}, {"role": "user", "content": PROMPT}])
     from llama_cpp import Llama
 
-    raw = Llama(model_path=str(packaged_path("smollm2-135m-instruct")), n_ctx=4096, n_threads=threads,
+    weights = converted_gguf(packaged_path("smollm2-135m-instruct"), zoo.settings.gguf_weights, zoo.settings.cache_dir)
+    raw = Llama(model_path=str(weights), n_ctx=4096, n_threads=threads,
                 n_threads_batch=threads, verbose=False)
     tokens = raw.tokenize(prompt.encode(), add_bos=False, special=True)
 
@@ -420,8 +424,93 @@ def bench_concurrency(runs: int, max_new_tokens: int = 48) -> list[Row]:
     return rows
 
 
+# --------------------------------------------------------------------------- 7. llama.cpp threads
+def _llama_setup() -> tuple[Path, str, Any, Path]:
+    """The default weights file llama.cpp runs, the chat prompt, a token counter and the zoo cache."""
+    from zoo.models import ggml
+    from zoo.models.sources import packaged_path
+
+    zoo = _zoo(gguf_backend="llama-cpp")
+    lm = zoo.models.load("packaged:smollm2-135m-instruct", "causal-lm").model
+    prompt = lm.chat_prompt([{"role": "system", "content": SYSTEM}, {"role": "user", "content": PROMPT}])
+    cache = zoo.settings.cache_dir
+    model = ggml.converted_gguf(packaged_path("smollm2-135m-instruct"), zoo.settings.gguf_weights, cache)
+    count = lm.count_tokens
+    return model, prompt, count, cache
+
+
+def bench_threads(runs: int, tokens: int = 128) -> list[Row]:
+    """The zoo over HTTP against raw llama.cpp at 1 and 2 threads, on a quiet machine and beside a busy core."""
+    from bench import engines
+    from zoo.models.ggml import default_threads, omp_environment
+
+    model, prompt, count, cache = _llama_setup()
+    zoo_spin: dict[str, str] = {}
+    omp_environment(zoo_spin)
+    cores = default_threads()
+    params = dict(prompt=PROMPT, max_new_tokens=tokens, temperature=0, repetition_penalty=1.0, system_prompt=SYSTEM,
+                  seed=0)
+    configs = {f"llama.cpp, {t} thread{'s' if t > 1 else ''}, libgomp default spin": (t, None)
+               for t in sorted({1, cores})}
+    configs[f"llama.cpp, {cores} threads, the zoo's spin (GOMP_SPINCOUNT={zoo_spin['GOMP_SPINCOUNT']})"] = (
+        cores, zoo_spin["GOMP_SPINCOUNT"])
+    rows: list[Row] = []
+    for label, loaded in (("quiet", False), ("one busy core beside it", True)):
+        got: dict[str, list[float]] = {name: [] for name in [*configs, "zoo"]}
+        for _ in range(runs):  # alternate: every configuration sees the same drift
+            with engines.Load() if loaded else _nothing():
+                for name, (threads, spin) in configs.items():
+                    got[name].append(engines.decode_tps(model, threads, spin, 1, tokens, prompt, cache))
+                got["zoo"].append(engines.zoo_http_tps({}, params, 1, count, start_server, stop, free_port))
+        med = {k: statistics.median(v) for k, v in got.items()}
+        best_name = max(configs, key=lambda k: med[k])
+        for name in configs:
+            rows.append(Row("llama.cpp threads", f"{label}: raw {name}", med[name], "tokens/s", "", None, None, "",
+                            None, runs, f"{tokens} greedy tokens, {model.name}"))
+        ratio = med["zoo"] / med[best_name]
+        rows.append(Row("llama.cpp threads", f"{label}: zoo over HTTP (defaults: {cores} threads)", med["zoo"],
+                        "tokens/s", f"best raw: {best_name}", med[best_name], ratio,
+                        ">= 0.9" if not loaded else "no collapse (>= 0.5)", ratio >= (0.9 if not loaded else 0.5),
+                        runs, "gradio_client, final result; each run a fresh server"))
+    return rows
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+# --------------------------------------------------------------------------- 8. portable vs native build
+def bench_portable(runs: int, tokens: int = 128) -> list[Row]:
+    """The portable runtime-dispatch build against one compiled with -march=native for this host."""
+    from bench import engines
+    from zoo.models.ggml import default_threads, installed_build, prepare
+
+    model, prompt, _count, cache = _llama_setup()
+    native_dir, build_seconds = engines.native_wheel(cache / "bench")
+    threads = default_threads()
+    portable, native = [], []
+    for _ in range(runs):
+        portable.append(engines.decode_tps(model, threads, "20000", 1, tokens, prompt, cache))
+        native.append(engines.decode_tps(model, threads, "20000", 1, tokens, prompt, cache,
+                                         pythonpath=str(native_dir), portable=False))
+    p, n = statistics.median(portable), statistics.median(native)
+    chosen = prepare(cache, model).chosen
+    note = f"{threads} threads, {tokens} greedy tokens, {model.name}; portable picked {chosen}"
+    if build_seconds is not None:
+        note += f"; native build took {build_seconds:.0f} s"
+    rows = [Row("portable build", "portable (runtime dispatch) decode speed", p, "tokens/s",
+                "native build (-march=native), same machine", n, p / n, ">= 0.9", p / n >= 0.9, runs, note)]
+    assert installed_build().dispatch
+    return rows
+
+
 SECTIONS = {"coldstart": bench_coldstart, "textgen": bench_textgen, "load": bench_load, "asr": bench_asr,
-            "image": bench_image, "concurrency": bench_concurrency}
+            "image": bench_image, "concurrency": bench_concurrency, "threads": bench_threads,
+            "portable": bench_portable}
 
 
 def machine() -> dict[str, str]:

@@ -84,6 +84,7 @@ class Settings:
     cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "model-zoo")
     threads: int = 0
     gguf_backend: str = "auto"
+    gguf_weights: str = "f16"
     llama_context: int = 4096
     model_overrides: Mapping[str, str] = field(default_factory=dict)
     remote: Mapping[str, str] = field(default_factory=dict)  # task -> endpoint URL or provider:model
@@ -227,6 +228,13 @@ def _gguf_backend(name: str, raw: str) -> str:
     return value
 
 
+def _gguf_weights(name: str, raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in {"f16", "q8_0", "f32", "original"}:
+        raise InvalidInput(name, raw, "must be one of f16, q8_0, f32, original")
+    return value
+
+
 def _list(_name: str, raw: str) -> tuple[str, ...]:
     return parse_list(raw)
 
@@ -248,9 +256,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("trust_remote_code", "ZOO_TRUST_REMOTE_CODE", "Run model repos' own Python code. Default off.", parse_bool),
     Setting("allow_pickle", "ZOO_ALLOW_PICKLE", "Allow pickle (.bin/.pt) weights. Default off: safetensors only.", parse_bool),
     Setting("cache_dir", "ZOO_CACHE_DIR", "Where converted weights and tiny models are cached. Default ~/.cache/model-zoo.", _path),
-    Setting("gguf_backend", "ZOO_GGUF_BACKEND", "GGUF models run on llama-cpp (fast on CPU) or transformers; auto = llama-cpp when installed and on CPU.", _gguf_backend),
+    Setting("gguf_backend", "ZOO_GGUF_BACKEND", "GGUF models run on llama-cpp (fast on CPU) or transformers; auto = llama-cpp on CPU when the portable build is installed.", _gguf_backend),
+    Setting("gguf_weights", "ZOO_GGUF_WEIGHTS", "Weights llama.cpp runs a GGUF with: f16 (default: converted once and cached; answers as fp32 does), q8_0, f32, or original (the file as it is).", _gguf_weights),
     Setting("llama_context", "ZOO_LLAMA_CONTEXT", "Context window (tokens) for GGUF models run by llama.cpp. Default 4096.", _int),
-    Setting("threads", "ZOO_THREADS", "CPU threads for torch and llama.cpp (0 = torch's default; half the cores for llama.cpp).", _int),
+    Setting("threads", "ZOO_THREADS", "CPU threads for torch and llama.cpp (0 = torch's default, and every core for llama.cpp).", _int),
     Setting("remote_timeout", "ZOO_REMOTE_TIMEOUT", "Seconds a remote engine (ZOO_REMOTE_<TASK>) may take to answer, and to send each streamed piece. Default 120.", _seconds),
     Setting("remote_retries", "ZOO_REMOTE_RETRIES", "Retries, with doubling waits from 0.5 s, when a remote engine answers 429 or 5xx or refuses the connection. Default 2.", _count),
     Setting("remote_context", "ZOO_REMOTE_CONTEXT", "Context window (tokens) assumed for a remote language model when chat trims old turns. Default 4096.", _int),

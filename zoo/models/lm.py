@@ -39,6 +39,37 @@ class GenerationStats:
         return self.new_tokens / self.seconds if self.seconds > 0 else 0.0
 
 
+def sample_next(logits: Any, seen: list[int], params: GenerationParams, rng: Any) -> int:
+    """The next token, chosen as transformers' generate() chooses it with the same options.
+
+    Repetition penalty over every token so far (prompt included), then for sampling temperature,
+    top-k and top-p; greedy when temperature is 0.
+    """
+    import numpy as np
+
+    scores = np.array(logits, dtype=np.float32)
+    if params.repetition_penalty != 1.0 and seen:
+        ids = np.unique(np.asarray(seen, dtype=np.int64))
+        picked = scores[ids]
+        scores[ids] = np.where(picked < 0, picked * params.repetition_penalty, picked / params.repetition_penalty)
+    if params.temperature <= 0:
+        return int(np.argmax(scores))
+    scores /= params.temperature
+    if 0 < params.top_k < scores.shape[0]:  # only the k best can be drawn: sort just those
+        order = np.argpartition(scores, -params.top_k)[-params.top_k:]
+    else:
+        order = np.arange(scores.shape[0])
+    order = order[np.argsort(-scores[order], kind="stable")]
+    probs = np.exp(scores[order] - scores[order[0]])
+    probs /= probs.sum()
+    if params.top_p < 1.0:
+        # Keep the smallest head whose mass reaches top_p (always at least one token).
+        keep = int(np.searchsorted(np.cumsum(probs), params.top_p) + 1)
+        probs = probs[:keep] / probs[:keep].sum()
+        order = order[:keep]
+    return int(order[rng.choice(len(probs), p=probs)])
+
+
 @dataclass
 class TransformersLM:
     """A transformers causal LM with its tokenizer."""
@@ -183,31 +214,63 @@ class LlamaCppLM:
 
     def stream(self, prompt: str, params: GenerationParams, cancel: threading.Event | None = None,
                stats: GenerationStats | None = None, templated: bool = True) -> Iterator[str]:
-        """Yield text pieces as llama.cpp decodes them; leaving the loop stops decoding."""
+        """Yield text pieces as llama.cpp decodes them; leaving the loop stops decoding.
+
+        llama.cpp computes the logits; the zoo picks each token itself (sample_next), so that
+        every option means what it means on transformers: its own repetition penalty skips the
+        prompt and has a 64-token window, and on a small model that alone changes answers.
+        """
+        import codecs
+
+        import llama_cpp
+        import numpy as np
+
         stats = stats if stats is not None else GenerationStats()
-        tokens = self.llm.tokenize(prompt.encode("utf-8"), add_bos=not templated, special=True)
+        llm = self.llm
+        tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=not templated, special=True)
         stats.prompt_tokens = len(tokens)
-        greedy = params.temperature <= 0
+        rng = np.random.default_rng(params.seed)
+        vocab = llama_cpp.llama_model_get_vocab(llm.model)
+        n_vocab = llm.n_vocab()
+        budget = min(params.max_new_tokens, llm.n_ctx() - len(tokens))
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         started = time.perf_counter()
         with self._lock:  # one llama.cpp context cannot decode two requests at once
             try:
-                chunks = self.llm.create_completion(
-                    tokens, max_tokens=params.max_new_tokens, stream=True,
-                    temperature=0.0 if greedy else params.temperature, top_p=1.0 if greedy else params.top_p,
-                    top_k=1 if greedy else params.top_k, repeat_penalty=params.repetition_penalty,
-                    seed=params.seed if params.seed is not None else -1,
-                )
-                for chunk in chunks:
+                self._feed(tokens)
+                seen = list(tokens)
+                for _ in range(max(0, budget)):
                     if cancel is not None and cancel.is_set():
+                        break
+                    logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(n_vocab,))
+                    token = sample_next(logits, seen, params, rng)
+                    if llama_cpp.llama_vocab_is_eog(vocab, token):
                         break
                     stats.new_tokens += 1
                     if stats.first_token_seconds is None:
                         stats.first_token_seconds = time.perf_counter() - started
-                    piece = chunk["choices"][0]["text"]
+                    seen.append(token)
+                    piece = decoder.decode(llm.detokenize([token], special=False))
                     if piece:
                         yield piece
+                    llm.eval([token])
+                tail = decoder.decode(b"", final=True)
+                if tail:
+                    yield tail
             finally:
                 stats.seconds = time.perf_counter() - started
+
+    def _feed(self, tokens: list[int]) -> None:
+        """Evaluate the prompt, reusing the cached prefix of the previous request (chat turns share one)."""
+        llm = self.llm
+        prefix = 0
+        for a, b in zip(llm.input_ids[: llm.n_tokens], tokens):
+            if a != b:
+                break
+            prefix += 1
+        prefix = min(prefix, len(tokens) - 1)  # the last prompt token is evaluated again, for its logits
+        llm.n_tokens = max(0, prefix)
+        llm.eval(tokens[llm.n_tokens:])
 
     def generate(self, prompt: str, params: GenerationParams, templated: bool = True,
                  stats: GenerationStats | None = None) -> str:

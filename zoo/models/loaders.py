@@ -40,6 +40,7 @@ class LoadContext:
     allow_pickle: bool = False
     threads: int = 0
     gguf_backend: str = "auto"
+    gguf_weights: str = "f16"
     llama_context: int = 4096
     remote: Any = None  # zoo.models.remote.RemoteOptions, for the remote family only
 
@@ -138,12 +139,18 @@ def gguf_cache_dir(gguf: Path, cache_dir: Path) -> Path:
 
 
 def gguf_backend(ctx: LoadContext) -> str:
-    """llama-cpp on CPU when it is installed (several times faster there), else transformers."""
+    """llama.cpp on CPU when a portable build of it is installed (several times faster there), else transformers."""
     if ctx.gguf_backend != "auto":
         return ctx.gguf_backend
-    if ctx.device == "cpu" and importlib.util.find_spec("llama_cpp") is not None:
-        return "llama-cpp"
-    return "transformers"
+    if ctx.device != "cpu":
+        return "transformers"
+    from zoo.models.ggml import FIX_REBUILD, installed_build
+
+    build = installed_build()
+    if build.lib_dir is not None and build.problem is not None:
+        # A host-specific build can die with SIGILL on this CPU and take the process with it.
+        log.warning("Not using llama.cpp: %s. GGUF models run on transformers; %s.", build.problem, FIX_REBUILD)
+    return "llama-cpp" if build.problem is None else "transformers"
 
 
 def load_gguf(resolved: Resolved, kind: str, ctx: LoadContext) -> tuple[Any, int]:
@@ -157,19 +164,21 @@ def load_gguf(resolved: Resolved, kind: str, ctx: LoadContext) -> tuple[Any, int
 
 
 def load_llama_cpp(resolved: Resolved, kind: str, ctx: LoadContext) -> tuple[Any, int]:
-    """llama.cpp reads the quantised file directly: no conversion, a fraction of the memory."""
-    try:
-        from llama_cpp import Llama
-    except ImportError as exc:
-        raise ModelLoadError("ZOO_GGUF_BACKEND=llama-cpp but llama-cpp-python is not installed.",
-                             "run `pip install llama-cpp-python` (or set ZOO_GGUF_BACKEND=transformers)") from exc
+    """llama.cpp on the CPU variant this machine grants, reading the weights as ZOO_GGUF_WEIGHTS says."""
+    from zoo.models import ggml
+
+    source = _gguf_file(resolved)
+    # Before llama.cpp initialises, which would pick a CPU backend by CPUID alone (and SIGILL on a VM
+    # that advertises AMX); the pick is proven on this model in a child process first.
+    ggml.prepare(ctx.cache_dir, source)
+    from llama_cpp import Llama
+
     from zoo.models.lm import LlamaCppLM
 
-    gguf = _gguf_file(resolved)
-    # Half the cores unless ZOO_THREADS says otherwise: ggml's threads spin-wait at every layer, and
-    # when the web server or another request takes a core they stall each other. Measured on 2
-    # busy cores: 2 threads decoded 2-3 tokens/s, 1 thread 42-58 tokens/s.
-    threads = ctx.threads or max(1, (os.cpu_count() or 2) // 2)
+    gguf = ggml.converted_gguf(source, ctx.gguf_weights, ctx.cache_dir, ctx.threads)
+    # Every core by default: OpenMP's short spin (ggml.omp_environment) keeps two threads from
+    # stalling each other when another process takes a core (BENCHMARKS.md, threads).
+    threads = ctx.threads or ggml.default_threads()
     llm = Llama(model_path=str(gguf), n_ctx=ctx.llama_context, n_threads=threads, n_threads_batch=threads,
                 n_gpu_layers=-1 if ctx.device.startswith("cuda") else 0, verbose=False)
     return LlamaCppLM(llm, resolved.ref.raw, ctx.device), gguf.stat().st_size

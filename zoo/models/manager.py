@@ -117,7 +117,8 @@ class ModelManager:
         return LoadContext(device=self.device, dtype=pick_dtype(self.device), cache_dir=self.settings.cache_dir,
                            trust_remote_code=self.settings.trust_remote_code,
                            allow_pickle=self.settings.allow_pickle, threads=self.settings.threads,
-                           gguf_backend=self.settings.gguf_backend, llama_context=self.settings.llama_context)
+                           gguf_backend=self.settings.gguf_backend,
+                           gguf_weights=self.settings.gguf_weights, llama_context=self.settings.llama_context)
 
     def _remote_context(self) -> LoadContext:
         """What the remote loader needs: the timeout, retries and token settings; no device, no torch."""
