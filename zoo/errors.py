@@ -5,6 +5,8 @@ Only `zoo.ui` turns these into `gr.Error`; the core raises them and never import
 
 from __future__ import annotations
 
+import re
+
 
 class ZooError(Exception):
     """Base class for errors a user can act on; `fix` tells them how."""
@@ -64,3 +66,12 @@ class RemoteError(ZooError):
         super().__init__(message, fix)
         self.endpoint = endpoint
         self.status = status
+
+
+# An absolute path of two or more parts, not inside a URL (`http://host/x`) or a relative id (`owner/name`).
+_ABS_PATH = re.compile(r"(?<![\w:/.~-])/(?:[^\s/'\"`,;()\[\]{}<>]+/)+(?=[^\s/'\"`,;()\[\]{}<>]*)")
+
+
+def redact_paths(text: str) -> str:
+    """`text` with every absolute path cut to its last part: messages for users never show server folders."""
+    return _ABS_PATH.sub("…/", text)
