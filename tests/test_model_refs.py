@@ -256,3 +256,75 @@ def test_offline_cli_opens_no_connection(model: str, netns: bool, wav: Path, tmp
     assert "Traceback" not in out.stderr and out.stderr.startswith("error: ")
     assert "offline" in out.stderr and "Fix:" in out.stderr
     assert (hooks / "sitecustomize.py").exists() and not net_log.exists(), net_log.read_text()
+
+
+# --------------------------------------------------------------------------- item 7: clean errors, not ValueErrors
+
+
+def test_a_300_character_model_id_is_a_clean_invalid_input(settings: Settings) -> None:
+    """`OSError: File name too long` no more: the id's length and its longest part are checked first."""
+    zoo = Zoo(settings.replace(tiny=True, plugins=("text-generation",)))
+    for ref, rule in (("a" * 300, "longer than 255 characters (one is 300)"),
+                      ("owner/" + "b" * 300, "longer than 255 characters (one is 300)"),
+                      ("x/" * 600, "at most 1024 characters")):
+        with pytest.raises(InvalidInput) as err:
+            zoo.run("text-generation", prompt="hi", model=ref)
+        assert err.value.name == "model" and rule in str(err.value) and err.value.fix, err.value
+        assert len(str(err.value)) < 400  # the id is not echoed in full
+    assert zoo.models.cache.stats.loads == 0
+
+
+@pytest.mark.parametrize("task, values, ref, what", [
+    ("text-classification", {"text": "I love it"}, "tiny:text-to-image", "a diffusers image-generation pipeline"),
+    ("text-generation", {"prompt": "hi"}, "tiny:text-classification", "a bert model (BertForSequenceClassification)"),
+    ("automatic-speech-recognition", None, "tiny:causal-lm", "a llama model (LlamaForCausalLM)"),
+    ("token-classification", {"text": "Ada lives in London"}, "tiny:text2text-generation",
+     "a bart model (BartForConditionalGeneration)"),
+    ("sentence-similarity", {"query": "cats", "documents": "Cats purr.\nDogs bark."}, "tiny:text-to-image",
+     "a diffusers image-generation pipeline"),
+])
+def test_a_model_of_another_kind_is_refused_before_loading(settings: Settings, wav: Path, task: str,
+                                                           values: dict | None, ref: str, what: str) -> None:
+    """The tab's kind against what the files hold: names the model, what it is, what the tab needs, the fix."""
+    zoo = Zoo(settings.replace(tiny=True, plugins=(task,)))
+    plugin = zoo.registry.get(task)
+    with pytest.raises(InvalidInput) as err:
+        zoo.run(task, **(values if values is not None else {"audio": str(wav)}), model=ref)
+    message = str(err.value)
+    assert err.value.name == "model" and ref in message and what in message, message
+    assert f"must be a {plugin.model_kind} model for {plugin.title}" in message
+    assert plugin.models.tiny in err.value.fix
+    assert zoo.models.cache.stats.loads == 0  # refused from the files alone, nothing loaded
+
+
+def test_every_tab_still_runs_its_own_tiny_model_kind(settings: Settings) -> None:
+    """The kind check passes each plugin's own models (tiny ones here: they are built locally)."""
+    zoo = Zoo(settings.replace(tiny=True))
+    for plugin in zoo.registry.plugins():
+        if not plugin.models.tiny:
+            continue
+        defaults = {f.name: f.default for f in plugin.fields()}
+        ref, kind = plugin.model_for({**defaults, "model": plugin.models.tiny}, plugin.models.tiny)
+        assert zoo.models.kind_mismatch(ref, kind) is None, (plugin.task, ref, kind)
+
+
+def test_text_generation_prompt_longer_than_the_context_is_refused_with_the_count(settings: Settings) -> None:
+    """'Requested tokens (10020) exceed context window' no more: the count, the window and the fix."""
+    zoo = Zoo(settings.replace(tiny=True, plugins=("text-generation",), max_text_chars=200_000))
+    with zoo.models.use("tiny:causal-lm", "causal-lm") as loaded:
+        window = loaded.model.context_length
+        per_word = loaded.model.count_tokens("word " * 100) / 100
+    long = "word " * int(window / per_word + 100)
+    with pytest.raises(InvalidInput) as err:
+        zoo.run("text-generation", prompt=long, max_new_tokens=8)
+    assert err.value.name == "prompt" and f"{window}-token context window" in str(err.value)
+    assert "prompt and system prompt take" in str(err.value) and "shorten" in err.value.fix
+    with pytest.raises(InvalidInput) as err:
+        zoo.run("text-generation", prompt="hi", system_prompt=long, max_new_tokens=8)
+    assert err.value.name == "prompt" and "system prompt" in str(err.value)
+    with pytest.raises(InvalidInput) as err:  # the prompt fits, the completion would not
+        zoo.run("text-generation", prompt="word " * int((window - 200) / per_word), chat_template=False,
+                max_new_tokens=1024)
+    assert err.value.name == "max_new_tokens" and "at most" in str(err.value) and "or less" in err.value.fix
+    out = zoo.run("text-generation", prompt="hi", max_new_tokens=4, seed=1)
+    assert isinstance(out["text"], str)

@@ -110,7 +110,7 @@ class Zoo:
         what = self.models.kind_mismatch(ref, kind)
         if what is not None:
             listed = [m for m in self.model_choices(plugin) if not m.startswith("remote:")]
-            raise InvalidInput("model", ref, f"must be a {kind} model for {plugin.title}, but it is {what}",
+            raise InvalidInput("model", ref, f"must be a {kind} model for {plugin.title}, not {what}",
                                f"pick one of: {', '.join(listed)}")
 
     # ------------------------------------------------------------------ running
