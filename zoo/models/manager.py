@@ -238,8 +238,11 @@ def describe_mismatch(resolved: Resolved, family: str, kind: str) -> str | None:
         return None
     config = read_json(resolved.path / "config.json")
     model_type, architectures = config.get("model_type"), config.get("architectures") or []
-    if not isinstance(model_type, str):
-        return None
+    if not isinstance(model_type, str) or config.get("auto_map"):
+        return None  # a repo's own classes: the loader refuses or runs them (ZOO_TRUST_REMOTE_CODE)
+    every = _auto_names("feature-extraction")  # AutoModel knows every model type transformers has
+    if every is not None and model_type not in every[0]:
+        return None  # unknown to this transformers: the loader's error says so
     served = _auto_names(kind)
     if served is None:
         return None
