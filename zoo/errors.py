@@ -55,6 +55,15 @@ class ModelNotAllowed(ZooError):
     """The operator's settings forbid this model (custom ids, pickles, remote code)."""
 
 
+class HelperFailed(ZooError):
+    """A helper program (ffmpeg, espeak-ng) is missing or was killed: a server fault, not bad input."""
+
+    def __init__(self, message: str, fix: str | None = None, helper: str = "", signal: int | None = None):
+        super().__init__(message, fix)
+        self.helper = helper
+        self.signal = signal
+
+
 class Cancelled(ZooError):
     """The request was stopped by the user or the client went away."""
 
