@@ -32,6 +32,10 @@ class InvalidInput(ZooError, ValueError):
         self.value = value
 
 
+class TooLarge(InvalidInput):
+    """A request or upload over the operator's size limit (ZOO_MAX_FILE_SIZE): HTTP 413."""
+
+
 class UnknownPlugin(ZooError, KeyError):
     """A task name that no registered plugin provides."""
 
