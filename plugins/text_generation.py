@@ -99,7 +99,7 @@ def check_fits(lm: Any, prompt: str, values: dict[str, Any], with_system: bool =
     parts = "prompt and system prompt" if with_system else "prompt"
     if used >= window:
         raise InvalidInput("prompt", f"<{len(values['prompt'])} characters>",
-                           f"must fit the model's {window}-token context window, but the {parts} take {used} tokens",
+                           f"must fit the model's {window}-token context window (the {parts} take {used} tokens)",
                            f"shorten the {parts} to well under {window} tokens, or pick a model with a longer "
                            "context (llama.cpp: ZOO_LLAMA_CONTEXT)")
     room = window - used

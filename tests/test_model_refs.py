@@ -318,7 +318,7 @@ def test_text_generation_prompt_longer_than_the_context_is_refused_with_the_coun
     with pytest.raises(InvalidInput) as err:
         zoo.run("text-generation", prompt=long, max_new_tokens=8)
     assert err.value.name == "prompt" and f"{window}-token context window" in str(err.value)
-    assert "prompt and system prompt take" in str(err.value) and "shorten" in err.value.fix
+    assert "prompt and system prompt take" in str(err.value) and "tokens)" in str(err.value) and "shorten" in err.value.fix
     with pytest.raises(InvalidInput) as err:
         zoo.run("text-generation", prompt="hi", system_prompt=long, max_new_tokens=8)
     assert err.value.name == "prompt" and "system prompt" in str(err.value)
@@ -328,3 +328,14 @@ def test_text_generation_prompt_longer_than_the_context_is_refused_with_the_coun
     assert err.value.name == "max_new_tokens" and "at most" in str(err.value) and "or less" in err.value.fix
     out = zoo.run("text-generation", prompt="hi", max_new_tokens=4, seed=1)
     assert isinstance(out["text"], str)
+
+
+@pytest.mark.real
+def test_the_packaged_model_refuses_an_overlong_prompt_with_the_count(real_zoo: Zoo) -> None:
+    """The issue's reproduction on the default path: 20000 characters of prompt, a 4096-token window."""
+    prompt = "7 " * 9900  # 19800 characters, ~9900 tokens: over llama.cpp's 4096 and transformers' 8192
+    with pytest.raises(InvalidInput) as err:
+        real_zoo.run("text-generation", prompt=prompt, max_new_tokens=16)
+    message = str(err.value)
+    assert err.value.name == "prompt" and "-token context window" in message and "take" in message
+    assert "Requested tokens" not in message and "shorten the prompt" in err.value.fix
