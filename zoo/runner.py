@@ -148,6 +148,8 @@ class Zoo:
     def stream_checked(self, plugin: Plugin, checked: dict[str, Any], ctx: RunContext) -> Iterator[dict[str, Any]]:
         """Load the model and run the plugin on values `check` returned (ZeroGPU's worker enters here)."""
         ref, kind = plugin.model_for(checked, self.default_model(plugin))
+        if ctx.on_progress:  # finding the files may mean a download: say so before it starts
+            ctx.on_progress(None, f"Finding {ref}")
         self.check_kind(plugin, ref, kind)
         with self.models.use(ref, kind, progress=ctx.on_progress) as loaded:
             ctx.model_ref = ref
