@@ -16,9 +16,9 @@ from typing import Any, Callable, Iterator
 
 from zoo.errors import ModelLoadError, ModelNotFound, ZooError, redact_paths
 from zoo.models.cache import ModelCache
-from zoo.models.loaders import LOADERS, LoadContext
+from zoo.models.loaders import AUTO_CLASSES, LOADERS, LoadContext
 from zoo.models.refs import ModelRef, parse_ref
-from zoo.models.sources import Resolved, Resolver, detect_family
+from zoo.models.sources import Resolved, Resolver, detect_family, read_json
 from zoo.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -168,7 +168,9 @@ class ModelManager:
                 with self._resolve_lock:  # maybe the files changed: resolve afresh next time
                     self._resolved.pop(resolved.ref.raw, None)
                 # The full path stays in the log; the user's message names no server folder.
-                log.warning("Loading %s (%s, from %s) failed", ref, family, resolved.path, exc_info=True)
+                log.warning("Loading %s (%s, from %s) failed: %s: %s", ref, family, resolved.path,
+                            type(exc).__name__, exc)
+                log.debug("The loader's traceback", exc_info=True)
                 raise ModelLoadError(
                     f"Loading `{ref}` ({family}, from the {resolved.source} copy) failed: {type(exc).__name__}: "
                     f"{redact_paths(str(exc))}",
@@ -223,9 +225,6 @@ _FAMILY_KINDS: dict[str, tuple[set[str], str]] = {
 
 def describe_mismatch(resolved: Resolved, family: str, kind: str) -> str | None:
     """What the files hold, when that cannot serve `kind`; None when it can or cannot be told."""
-    from zoo.models.loaders import AUTO_CLASSES
-    from zoo.models.sources import read_json
-
     if family in _FAMILY_KINDS:
         kinds, what = _FAMILY_KINDS[family]
         return None if kind in kinds else what
@@ -263,8 +262,6 @@ def describe_mismatch(resolved: Resolved, family: str, kind: str) -> str | None:
 def _auto_names(kind: str) -> tuple[set[str], set[str]] | None:
     """(model types, class names) that transformers' Auto class for `kind` builds; None if they cannot be read."""
     import transformers
-
-    from zoo.models.loaders import AUTO_CLASSES
 
     mapping = getattr(getattr(getattr(transformers, AUTO_CLASSES[kind], None), "_model_mapping", None),
                       "_model_mapping", None)
