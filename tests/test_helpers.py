@@ -94,7 +94,8 @@ def test_speech_recognition_tab_reports_the_killed_helper(settings: Settings, wa
     assert "killed by SIGKILL" in shown and str(tmp_path) not in shown
 
 
-def _voice(tmp_path: Path):
+def _voice() -> "PiperVoice":  # noqa: F821
+    """A Piper voice object with no ONNX session: phonemizing needs only its config and espeak-ng."""
     from zoo.models.piper import PAD, BOS, EOS, PiperVoice
 
     config = {"phoneme_type": "espeak", "espeak": {"voice": "en-us"},
@@ -103,7 +104,7 @@ def _voice(tmp_path: Path):
 
 
 def test_a_killed_espeak_is_not_called_a_missing_voice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    voice = _voice(tmp_path)
+    voice = _voice()
     assert shutil.which("espeak-ng"), "espeak-ng is not installed: apt install espeak-ng"
     assert voice.phonemize("Hello there.")  # the real espeak-ng phonemizes
     _on_path(monkeypatch, tmp_path / "bin")

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from zoo.errors import InvalidInput, ModelLoadError, ModelNotAllowed, ModelNotFound, ZooError
+from zoo.errors import InvalidInput, ModelNotAllowed, ModelNotFound
 from zoo.models.refs import OPENAI_WHISPER_CHECKPOINTS, parse_ref
 from zoo.runner import Zoo
 from zoo.settings import Settings
