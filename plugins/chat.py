@@ -201,7 +201,7 @@ class Chat(Plugin):
 
         import gradio as gr
 
-        from zoo.ui import component, throttle
+        from zoo.ui import RAW_INPUTS, component, throttle
 
         zoo, limits = ui.zoo, ui.zoo.limits
         fields = {f.name: f for f in self.fields()}
@@ -237,7 +237,7 @@ class Chat(Plugin):
         names = list(ui.inputs)
         limit, group = zoo.settings.max_concurrency_per_model, f"model-{self.task}"
         api_trigger.click(ui.handler(names), inputs=list(ui.inputs.values()), outputs=ui.outputs,
-                          api_name=self.endpoint(), concurrency_limit=limit, concurrency_id=group)
+                          api_name=self.endpoint(), concurrency_limit=limit, concurrency_id=group, **RAW_INPUTS)
 
         # The UI keeps the conversation in the Chatbot; a pending turn waits in a State while it streams.
         pending = gr.State(None)
@@ -293,7 +293,7 @@ class Chat(Plugin):
 
         run_inputs = [pending, system_prompt, *options, model]
         private = dict(api_visibility="private")
-        streamed = dict(concurrency_limit=limit, concurrency_id=group, **private)
+        streamed = dict(concurrency_limit=limit, concurrency_id=group, **private, **RAW_INPUTS)
         events = []
         for trigger in (send_btn.click, message.submit):
             events.append(trigger(stage, [message, chatbot], [message, chatbot, pending], queue=False, **private)

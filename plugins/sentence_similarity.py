@@ -159,7 +159,7 @@ class SentenceSimilarity(Plugin):
         """The generated layout plus a .txt upload that fills the documents box."""
         import gradio as gr
 
-        from zoo.ui import component
+        from zoo.ui import RAW_INPUTS, component
 
         limits = ui.zoo.limits
         ui.header()
@@ -186,8 +186,9 @@ class SentenceSimilarity(Plugin):
         upload.upload(ui.guard(read_upload), upload, ui.inputs["documents"], api_visibility="private")
         run_btn.click(ui.handler(names), inputs=list(ui.inputs.values()), outputs=ui.outputs,
                       api_name=self.endpoint(), concurrency_limit=ui.zoo.settings.max_concurrency_per_model,
-                      concurrency_id=f"model-{self.task}")
-        ui.inputs["query"].submit(ui.handler(names), list(ui.inputs.values()), ui.outputs, api_visibility="private")
+                      concurrency_id=f"model-{self.task}", **RAW_INPUTS)
+        ui.inputs["query"].submit(ui.handler(names), list(ui.inputs.values()), ui.outputs, api_visibility="private",
+                                  **RAW_INPUTS)
         gr.Examples([[ex["query"], ex["documents"]] for ex in self.examples],
                     inputs=[ui.inputs["query"], ui.inputs["documents"]], label="Examples")
         ui.api_help({"query": self.examples[0]["query"], "documents": self.examples[0]["documents"]})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
+from zoo.errors import InvalidInput
 from zoo.plugin import Bool, Float, Int, ModelChoices, Plugin, RunContext, Seed, Text
 
 
@@ -56,6 +57,7 @@ class TextGeneration(Plugin):
             system = values["system_prompt"].strip()
             messages = [{"role": "system", "content": system}] if system else []
             prompt = lm.chat_prompt(messages + [{"role": "user", "content": prompt}])
+        check_fits(lm, prompt, values, with_system=templated and bool(values["system_prompt"].strip()))
         params = GenerationParams(
             max_new_tokens=values["max_new_tokens"], temperature=values["temperature"], top_p=values["top_p"],
             top_k=values["top_k"], repetition_penalty=values["repetition_penalty"], seed=values["seed"],
@@ -88,3 +90,20 @@ class TextGeneration(Plugin):
     def to_endpoint(self, outputs: dict[str, Any]) -> Any:
         """TGI's answer: [{"generated_text": ...}] (streaming is zoo/endpoint.py's)."""
         return [{"generated_text": outputs["text"]}]
+
+
+def check_fits(lm: Any, prompt: str, values: dict[str, Any], with_system: bool = False) -> None:
+    """The prompt, then max_new_tokens, must fit the model's context window: say which does not, and by how much."""
+    window = lm.context_length
+    used = lm.count_tokens(prompt)
+    parts = "prompt and system prompt" if with_system else "prompt"
+    if used >= window:
+        raise InvalidInput("prompt", f"<{len(values['prompt'])} characters>",
+                           f"must fit the model's {window}-token context window (the {parts} take {used} tokens)",
+                           f"shorten the {parts} to well under {window} tokens, or pick a model with a longer "
+                           "context (llama.cpp: ZOO_LLAMA_CONTEXT)")
+    room = window - used
+    if values["max_new_tokens"] > room:
+        raise InvalidInput("max_new_tokens", values["max_new_tokens"],
+                           f"must fit the model's {window}-token context window after the {used}-token {parts} "
+                           f"(at most {room})", f"set max_new_tokens to {room} or less, or shorten the {parts}")

@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 import math
 import re
-import shutil
 import subprocess
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, NamedTuple, Sequence
 
-from zoo.errors import InvalidInput, ZooError
+from zoo import helpers
+from zoo.errors import InvalidInput
 
 if TYPE_CHECKING:
     import numpy as np
@@ -76,13 +76,13 @@ class Chunk:
 # --------------------------------------------------------------------------- ffmpeg
 
 
+_INSTALL_FFMPEG = ("install ffmpeg (Debian/Ubuntu: `apt install ffmpeg`; macOS: `brew install ffmpeg`; "
+                   "on a Space: add `ffmpeg` to packages.txt)")
+
+
 def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        raise ZooError(f"`{name}` is not installed, and audio cannot be decoded without it.",
-                       "install ffmpeg (Debian/Ubuntu: `apt install ffmpeg`; macOS: `brew install ffmpeg`; "
-                       "on a Space: add `ffmpeg` to packages.txt)")
-    return path
+    """The ffmpeg tool's path; HelperFailed (audio cannot be decoded without it) when it is not installed."""
+    return helpers.find(name, _INSTALL_FFMPEG)
 
 
 def _existing_file(path: str | Path, name: str) -> Path:
@@ -129,7 +129,12 @@ def probe(path: str | Path, name: str = "audio") -> AudioInfo:
     cmd = [_tool("ffprobe"), "-v", "error", "-select_streams", "a:0",
            "-show_entries", "stream=codec_name,sample_rate,channels,duration:format=duration,format_name",
            "-of", "json", str(p)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    try:
+        proc = helpers.run("ffprobe", cmd, _INSTALL_FFMPEG, capture_output=True, text=True, timeout=60,
+                           stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise InvalidInput(name, p.name, "took more than 60 s to inspect",
+                           "upload a shorter or simpler file (e.g. a wav or mp3)") from None
     if proc.returncode != 0:
         raise _not_audio(p, name, proc.stderr)
     try:
@@ -191,7 +196,8 @@ def decode(path: str | Path, *, sample_rate: int = SAMPLE_RATE, max_seconds: flo
     cmd += ["-f", "f32le", "-acodec", "pcm_f32le", "pipe:1"]
     timeout = 120 + (max_seconds or 3600) / 5
     try:
-        proc = subprocess.run(cmd, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        proc = helpers.run("ffmpeg", cmd, _INSTALL_FFMPEG, capture_output=True, timeout=timeout,
+                           stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         raise InvalidInput(name, p.name, f"took more than {timeout:.0f} s to decode",
                            "upload a shorter or simpler file (e.g. a wav or mp3)") from None

@@ -92,6 +92,9 @@ def cmd_run(settings: Settings, task: str, argv: Sequence[str], out_dir: Path | 
     parser.add_argument("--model", default=None, help=f"default {zoo.default_model(plugin)}")
     args = parser.parse_args(list(argv))
     values = {k: v for k, v in vars(args).items() if v is not None}
+    if args.model:  # whoever runs the CLI is the operator: their --model counts as ZOO_MODEL_<TASK>
+        overrides = {**zoo.settings.model_overrides, plugin.task: args.model.strip()}
+        zoo = Zoo(zoo.settings.replace(model_overrides=overrides), registry=zoo.registry, models=zoo.models)
     result = zoo.run(plugin.task, **values)
     out = out_dir or Path(tempfile.mkdtemp(prefix="zoo-"))
     print(json.dumps({k: _jsonable(v, out, k) for k, v in result.items()}, indent=2, default=str))

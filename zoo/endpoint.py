@@ -15,8 +15,9 @@ One zoo on a GPU box serves another zoo's tabs: there, set
 Each plugin translates its task's format itself (`Plugin.from_endpoint` / `to_endpoint`);
 requests run through `Zoo.run` / `Zoo.stream` and the shared loader, so fields are
 checked, the operator's limits apply and models are shared exactly as in the app.
-Errors are JSON `{"error": ..., "error_type": ...}`: 422 bad input, 403 a model the
-operator forbids, 404 an unknown task, 500 anything else (in a stream: an `error` event).
+Errors are JSON `{"error": ..., "error_type": ...}`: 413 a body over the upload limit
+(ZOO_MAX_FILE_SIZE), 422 bad input, 403 a model the operator forbids, 404 an unknown task,
+500 anything else (in a stream: an `error` event); no message shows a server path.
 starlette and uvicorn (installed with gradio) are imported when the server is built.
 """
 
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Iterator
 
 from zoo import __version__
-from zoo.errors import InvalidInput, ModelNotAllowed, UnknownPlugin, ZooError
+from zoo.errors import InvalidInput, ModelNotAllowed, TooLarge, UnknownPlugin, ZooError, redact_paths
 from zoo.plugin import Audio, Float, Image, Int, Plugin, RunContext, Text
 from zoo.runner import Zoo
 
@@ -101,16 +102,45 @@ async def _task(zoo: Zoo, task: str, request: Any) -> Any:
 
     try:
         plugin = zoo.registry.get(task)
-        payload, inputs, parameters = _read_request(await request.body(), request.headers.get("content-type", ""))
+        body = await read_body(request, _body_limit(zoo))
+        payload, inputs, parameters = _read_request(body, request.headers.get("content-type", ""))
         if payload.get("stream"):
             events = _text_events(zoo, plugin, inputs, parameters)
             cancel = threading.Event()
             first = await anyio.to_thread.run_sync(next, events, _END)  # errors before any byte: a status code
             return StreamingResponse(_drain(first, events, cancel), media_type="text/event-stream")
-        answer = await anyio.to_thread.run_sync(functools.partial(_run_plugin, zoo, plugin, inputs, parameters))
+        answer = await anyio.to_thread.run_sync(functools.partial(_run_plugin, zoo, plugin, inputs, parameters,
+                                                                  zoo.settings.max_file_size))
     except Exception as exc:
         return _error(exc)
     return _answer(answer)
+
+
+def _body_limit(zoo: Zoo) -> int:
+    """The largest body accepted: the upload limit, with room for base64 (4 bytes per 3) and the JSON around it."""
+    return zoo.settings.max_file_size * 4 // 3 + 65_536
+
+
+def _too_large(size: int | str, limit: int) -> TooLarge:
+    return TooLarge("body", f"<{size} bytes>", f"must be at most {limit} bytes (the server's upload limit)",
+                    "send a smaller file, or the operator can raise ZOO_MAX_FILE_SIZE")
+
+
+async def read_body(request: Any, limit: int) -> bytes:
+    """The request body, refused with 413 past `limit`: at once from Content-Length, else while it streams in."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.strip().isdigit():
+            raise InvalidInput("Content-Length", declared, "must be a whole number of bytes")
+        if int(declared) > limit:
+            raise _too_large(int(declared), limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():  # chunked bodies have no length: count as they come
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(f"more than {limit}", limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _read_request(body: bytes, content_type: str) -> tuple[dict[str, Any], Any, dict[str, Any]]:
@@ -130,17 +160,18 @@ def _read_request(body: bytes, content_type: str) -> tuple[dict[str, Any], Any, 
     return payload, payload["inputs"], parameters
 
 
-def _run_plugin(zoo: Zoo, plugin: Plugin, inputs: Any, parameters: dict[str, Any]) -> Any:
+def _run_plugin(zoo: Zoo, plugin: Plugin, inputs: Any, parameters: dict[str, Any],
+                max_file_size: int | None = None) -> Any:
     """from_endpoint -> Zoo.run -> to_endpoint, with a temporary folder for files in and out."""
     with tempfile.TemporaryDirectory(prefix="zoo-endpoint-") as tmp:
         if plugin.inputs and isinstance(plugin.inputs[0], (Image, Audio)):
-            inputs = _save_upload(inputs, Path(tmp))
+            inputs = _save_upload(inputs, Path(tmp), max_file_size)
         values = plugin.from_endpoint(inputs, parameters)
         outputs = zoo.run(plugin.task, ctx=RunContext(limits=zoo.limits, temp_dir=tmp), **values)
         return plugin.to_endpoint(outputs)  # inside the block: it may read files the plugin wrote there
 
 
-def _save_upload(inputs: Any, folder: Path) -> str:
+def _save_upload(inputs: Any, folder: Path, max_file_size: int | None = None) -> str:
     """An image or audio input (raw bytes, or base64 text from JSON) written to a file; returns its path."""
     if isinstance(inputs, str):
         try:
@@ -151,6 +182,9 @@ def _save_upload(inputs: Any, folder: Path) -> str:
     if not isinstance(inputs, (bytes, bytearray)) or not inputs:
         raise InvalidInput("inputs", type(inputs).__name__, "must be a non-empty file",
                            "send the file as the request body, or base64-encode it in JSON")
+    if max_file_size is not None and len(inputs) > max_file_size:
+        raise TooLarge("inputs", f"<{len(inputs)} bytes>", f"must be a file of at most {max_file_size} bytes "
+                       "(the server's upload limit)", "send a smaller file, or the operator can raise ZOO_MAX_FILE_SIZE")
     path = folder / "upload"
     path.write_bytes(bytes(inputs))
     return str(path)
@@ -199,8 +233,9 @@ async def _chat(zoo: Zoo, task: str | None, request: Any) -> Any:
     from zoo.models.lm import GenerationParams, GenerationStats
 
     try:
+        body = await read_body(request, _body_limit(zoo))  # TooLarge is a ValueError too: read outside the try
         try:
-            payload = await request.json()
+            payload = json.loads(body or b"null")
         except ValueError as exc:
             raise InvalidInput("body", "<not JSON>", f"must be a JSON chat request ({exc})") from None
         if not isinstance(payload, dict):
@@ -337,7 +372,7 @@ async def _drain(first: Any, events: Iterator[bytes], cancel: threading.Event) -
             item = await anyio.to_thread.run_sync(next, events, _END)
     except Exception as exc:  # the status line is gone: report the failure in the stream itself
         log.warning("Stream failed: %s: %s", type(exc).__name__, exc)
-        yield _sse({"error": str(exc), "error_type": type(exc).__name__})
+        yield _sse({"error": redact_paths(str(exc)), "error_type": type(exc).__name__})
     finally:
         cancel.set()
         with anyio.CancelScope(shield=True):  # release the model even when the client went away
@@ -378,7 +413,9 @@ def _error(exc: BaseException) -> Any:
     """A JSON error with the status a client can act on (InferenceClient shows the message)."""
     from starlette.responses import JSONResponse
 
-    if isinstance(exc, InvalidInput):
+    if isinstance(exc, TooLarge):
+        status = 413
+    elif isinstance(exc, InvalidInput):
         status = 422
     elif isinstance(exc, ModelNotAllowed):
         status = 403
@@ -389,4 +426,5 @@ def _error(exc: BaseException) -> Any:
     else:
         log.exception("Endpoint request failed")
         status = 500
-    return JSONResponse({"error": str(exc), "error_type": type(exc).__name__}, status_code=status)
+    # Uploads live in temporary folders: a message may quote one, the client must not see where.
+    return JSONResponse({"error": redact_paths(str(exc)), "error_type": type(exc).__name__}, status_code=status)

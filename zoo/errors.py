@@ -5,6 +5,8 @@ Only `zoo.ui` turns these into `gr.Error`; the core raises them and never import
 
 from __future__ import annotations
 
+import re
+
 
 class ZooError(Exception):
     """Base class for errors a user can act on; `fix` tells them how."""
@@ -30,6 +32,10 @@ class InvalidInput(ZooError, ValueError):
         self.value = value
 
 
+class TooLarge(InvalidInput):
+    """A request or upload over the operator's size limit (ZOO_MAX_FILE_SIZE): HTTP 413."""
+
+
 class UnknownPlugin(ZooError, KeyError):
     """A task name that no registered plugin provides."""
 
@@ -53,6 +59,15 @@ class ModelNotAllowed(ZooError):
     """The operator's settings forbid this model (custom ids, pickles, remote code)."""
 
 
+class HelperFailed(ZooError):
+    """A helper program (ffmpeg, espeak-ng) is missing or was killed: a server fault, not bad input."""
+
+    def __init__(self, message: str, fix: str | None = None, helper: str = "", signal: int | None = None):
+        super().__init__(message, fix)
+        self.helper = helper
+        self.signal = signal
+
+
 class Cancelled(ZooError):
     """The request was stopped by the user or the client went away."""
 
@@ -64,3 +79,12 @@ class RemoteError(ZooError):
         super().__init__(message, fix)
         self.endpoint = endpoint
         self.status = status
+
+
+# An absolute path of two or more parts, not inside a URL (`http://host/x`) or a relative id (`owner/name`).
+_ABS_PATH = re.compile(r"(?<![\w:/.~-])/(?:[^\s/'\"`,;()\[\]{}<>]+/)+(?=[^\s/'\"`,;()\[\]{}<>]*)")
+
+
+def redact_paths(text: str) -> str:
+    """`text` with every absolute path cut to its last part: messages for users never show server folders."""
+    return _ABS_PATH.sub("…/", text)

@@ -52,7 +52,7 @@ class Text(Field):
         if value is None:
             value = ""
         if not isinstance(value, str):
-            raise InvalidInput(self.name, value, "must be text")
+            raise InvalidInput(self.name, value, "must be text", f"send {self.title.lower()} as a string")
         # Lone surrogates cannot be encoded and crash tokenizers downstream.
         value = value.encode("utf-8", "replace").decode("utf-8")
         value = "".join(ch for ch in value if ch in "\n\t\r" or ch.isprintable() or ord(ch) > 127)
@@ -87,15 +87,16 @@ class Number(Field):
     def check(self, value: Any, limits: "Limits") -> float | int:
         if value is None or value == "":
             value = self.default
+        lo, hi = self.bounds(limits)
+        fix = f"give a number from {_fmt(lo)} to {_fmt(hi)}" if lo is not None or hi is not None else "give a number"
         if isinstance(value, bool):
-            raise InvalidInput(self.name, value, "must be a number")
+            raise InvalidInput(self.name, value, "must be a number", fix)
         try:
             number = float(value)
         except (TypeError, ValueError):
-            raise InvalidInput(self.name, value, "must be a number") from None
+            raise InvalidInput(self.name, value, "must be a number", fix) from None
         if math.isnan(number) or math.isinf(number):
-            raise InvalidInput(self.name, value, "must be a finite number")
-        lo, hi = self.bounds(limits)
+            raise InvalidInput(self.name, value, "must be a finite number", fix)
         if self.integer:
             if number != int(number):
                 raise InvalidInput(self.name, value, "must be a whole number",
@@ -151,7 +152,7 @@ class Bool(Field):
         if isinstance(value, str) and value.lower() in {"true", "false", "1", "0"}:
             return value.lower() in {"true", "1"}
         if not isinstance(value, (bool, int)):
-            raise InvalidInput(self.name, value, "must be true or false")
+            raise InvalidInput(self.name, value, "must be true or false", "send true or false")
         return bool(value)
 
 

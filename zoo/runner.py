@@ -64,7 +64,11 @@ class Zoo:
     def model_choices(self, plugin: Plugin) -> list[str]:
         """Models offered in the tab's picker, the default first."""
         default = self.default_model(plugin)
-        return [default] + [m for m in plugin.models.all() if m != default]
+        # Listed models the operator's pickle policy refuses are left out rather than offered and then refused.
+        return [default] + [m for m in plugin.models.all() if m != default and not self._refused_pickle(m)]
+
+    def _refused_pickle(self, ref: str) -> bool:
+        return not self.settings.allow_pickle and parse_ref(ref).is_pickle
 
     def check_model(self, plugin: Plugin, ref: str) -> str:
         """Vet a requested model against the plugin's list and the operator's rules."""
@@ -72,6 +76,12 @@ class Zoo:
         if not ref:
             return self.default_model(plugin)
         parsed = parse_ref(ref)  # rejects traversal and malformed ids with a clear message
+        if parsed.is_pickle and not self.settings.allow_pickle:  # listed or not, from a visitor or the operator
+            raise ModelNotAllowed(
+                f"`{ref}` is an openai-whisper checkpoint, a pickle (.pt), which can run code when loaded; "
+                "this server loads no pickles.",
+                "pick a model with .safetensors or CTranslate2 weights (e.g. packaged:whisper-tiny.en), or the "
+                "operator can set ZOO_ALLOW_PICKLE=1 to trust openai-whisper's checkpoints")
         if ref in plugin.models.all() or ref == self.settings.model_override(plugin.task):
             return ref
         if ref == self.remote_model(plugin):
@@ -80,7 +90,7 @@ class Zoo:
             raise ModelNotAllowed(f"Remote engine `{ref}` cannot be chosen from the app.",
                                   f"the operator can set ZOO_REMOTE_{plugin.task.upper().replace('-', '_')}="
                                   f"{parsed.name}")
-        if parsed.scheme == "local":
+        if parsed.is_local_file:  # a local folder, or an openai-whisper checkpoint file: torch.load on any file
             raise ModelNotAllowed(f"Local path `{ref}` cannot be chosen from the app.",
                                   f"the operator can set ZOO_MODEL_{plugin.task.upper().replace('-', '_')}={ref}")
         if not plugin.models.allow_custom:
@@ -94,6 +104,14 @@ class Zoo:
             raise ModelNotAllowed(f"Custom model `{ref}` is not in the allow list ({', '.join(patterns)}).",
                                   "pick a listed model or one matching the allow list")
         return ref
+
+    def check_kind(self, plugin: Plugin, ref: str, kind: str) -> None:
+        """Refuse, before loading, a model of another kind than the tab runs (a picture model on a text tab)."""
+        what = self.models.kind_mismatch(ref, kind)
+        if what is not None:
+            listed = [m for m in self.model_choices(plugin) if not m.startswith("remote:")]
+            raise InvalidInput("model", ref, f"must be a {kind} model for {plugin.title}, not {what}",
+                               f"pick one of: {', '.join(listed)}")
 
     # ------------------------------------------------------------------ running
     def check(self, plugin: Plugin, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -130,6 +148,9 @@ class Zoo:
     def stream_checked(self, plugin: Plugin, checked: dict[str, Any], ctx: RunContext) -> Iterator[dict[str, Any]]:
         """Load the model and run the plugin on values `check` returned (ZeroGPU's worker enters here)."""
         ref, kind = plugin.model_for(checked, self.default_model(plugin))
+        if ctx.on_progress:  # finding the files may mean a download: say so before it starts
+            ctx.on_progress(None, f"Finding {ref}")
+        self.check_kind(plugin, ref, kind)
         with self.models.use(ref, kind, progress=ctx.on_progress) as loaded:
             ctx.model_ref = ref
             ctx.model_revision = loaded.resolved.ref.revision

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from zoo import plugin as P
-from zoo.errors import Cancelled, ZooError
+from zoo.errors import Cancelled, ZooError, redact_paths
 from zoo.models.devices import describe_device
 from zoo.models.refs import parse_ref
 from zoo.models.sources import PACKAGED
@@ -27,6 +27,12 @@ from zoo.registry import Quarantined
 from zoo.runner import Zoo
 
 log = logging.getLogger(__name__)
+
+# Event options for every handler that runs a plugin: gradio hands over the values as sent (uploads as
+# FileData with a path in its cache) and the zoo's fields check them. Gradio's own preprocessing would
+# refuse first, in its words: "Value -2 is less than minimum value -1." names no field, 'NaN' to a
+# slider is a TypeError, and an undecodable upload quotes its server path.
+RAW_INPUTS: dict[str, Any] = {"preprocess": False}
 
 STREAM_INTERVAL = 0.05  # seconds between streamed UI updates: 20 per second reads as smooth
 
@@ -52,11 +58,12 @@ def user_error(exc: BaseException, task: str) -> Exception:
     if isinstance(exc, ZooError):
         # A user's mistake, not a server fault: one log line, not a stack trace per bad request.
         log.info("%s refused a request: %s", task, exc)
-        return gr.Error(str(exc), title=type(exc).__name__.replace("Invalid", "Invalid ").strip(),
+        # Uploads sit in server temp folders and messages may quote them: the user sees the file's name only.
+        return gr.Error(redact_paths(str(exc)), title=type(exc).__name__.replace("Invalid", "Invalid ").strip(),
                         print_exception=False)
     log.exception("Unexpected error in %s", task)
-    return gr.Error(f"{task} failed: {type(exc).__name__}: {exc}. The server log has the details; "
-                    "other tabs keep working.", title="Something went wrong", print_exception=False)
+    return gr.Error(f"{task} failed: {type(exc).__name__}: {redact_paths(str(exc))}. The server log has the "
+                    "details; other tabs keep working.", title="Something went wrong", print_exception=False)
 
 
 def component(field: P.Field, limits: P.Limits, *, output: bool = False, render: bool = True) -> Any:
@@ -361,7 +368,7 @@ class TabBuilder:
         return guarded
 
     def handler(self, names: Sequence[str]) -> Callable[..., Iterator[tuple]]:
-        """A generator for the plugin's endpoint, its parameters named after the fields."""
+        """A generator for the plugin's endpoint, its parameters named after the fields; listen with **RAW_INPUTS."""
         import gradio as gr
 
         zoo, plugin = self.zoo, self.plugin
@@ -409,12 +416,13 @@ class TabBuilder:
         names = list(self.inputs)
         event = run_btn.click(self.handler(names), inputs=list(self.inputs.values()), outputs=self.outputs,
                               api_name=plugin.endpoint(), concurrency_limit=self.zoo.settings.max_concurrency_per_model,
-                              concurrency_id=f"model-{plugin.task}")
+                              concurrency_id=f"model-{plugin.task}", **RAW_INPUTS)
         events = [event]
         first_input = self.inputs[plugin.inputs[0].name] if plugin.inputs else None
         if isinstance(plugin.inputs[0] if plugin.inputs else None, P.Text) and plugin.inputs[0].lines == 1:
             events.append(first_input.submit(lambda: None, None, None, api_visibility="private", queue=False).then(
-                self.handler(names), list(self.inputs.values()), self.outputs, api_visibility="private"))
+                self.handler(names), list(self.inputs.values()), self.outputs, api_visibility="private",
+                **RAW_INPUTS))
         stop_btn.click(None, None, None, cancels=events, api_visibility="private", queue=False)
         # Media-only tabs without declared examples get a generated picture or spoken sentence.
         examples = list(plugin.examples) or sample_examples(plugin)

@@ -245,18 +245,37 @@ def load_faster_whisper(resolved: Resolved, kind: str, ctx: LoadContext) -> tupl
 
 
 def load_openai_whisper(resolved: Resolved, kind: str, ctx: LoadContext) -> tuple[Any, int]:
-    """openai-whisper: a local .pt checkpoint, or a checkpoint name it downloads."""
+    """openai-whisper: a named checkpoint (downloaded once into the cache) or the operator's .pt file.
+
+    Its checkpoints are pickles, so they follow ZOO_ALLOW_PICKLE like any .bin/.pt weights.
+    """
+    if not ctx.allow_pickle:
+        raise ModelNotAllowed(
+            f"`{resolved.ref.raw}` is an openai-whisper checkpoint, a pickle (.pt), which can run code when loaded.",
+            "use the packaged faster-whisper model `packaged:whisper-tiny.en` or a Whisper model with .safetensors "
+            "weights (openai/whisper-tiny.en), or set ZOO_ALLOW_PICKLE=1 if you trust openai-whisper's checkpoints")
     import whisper
 
     _set_threads(ctx)
     device = "cpu" if ctx.device == "mps" else ctx.device
+    name = resolved.ref.name
+    # A file already here is loaded by path, so openai-whisper's downloader (urllib, blind to
+    # HF_HUB_OFFLINE) never runs for it; only a missing named checkpoint, online, is downloaded.
+    source = str(resolved.path) if resolved.path.is_file() else name
     try:
-        model = whisper.load_model(str(resolved.path), device=device, download_root=str(ctx.cache_dir / "whisper"))
-    except (RuntimeError, OSError) as exc:
-        raise ModelLoadError(f"openai-whisper could not load `{resolved.ref.raw}`: {exc}",
-                             "check the network, or use the packaged faster-whisper model") from exc
+        model = whisper.load_model(source, device=device, download_root=str(resolved.path.parent))
+    except Exception as exc:  # torch.load's own message quotes the file's bytes and suggests weights_only=False
+        log.warning("openai-whisper could not load %s from %s: %s", resolved.ref.raw, source, type(exc).__name__)
+        log.debug("openai-whisper's error", exc_info=True)
+        fix = ("give a checkpoint openai-whisper wrote (a .pt file with `dims` and `model_state_dict`)"
+               if resolved.ref.is_local_file else "check the network and load it again (a partial download is fetched anew)")
+        raise ModelLoadError(f"openai-whisper could not load `{resolved.ref.raw}`: it is not a complete "
+                             f"openai-whisper checkpoint, or the download failed ({type(exc).__name__}).",
+                             f"{fix}, or use the packaged faster-whisper model `packaged:whisper-tiny.en`; "
+                             "the server log has the details") from exc
+    # Loaded by path, the model keeps openai-whisper's default alignment heads; only word-level
+    # timestamps use them, and the zoo times segments, not words.
     return model, module_nbytes(model)
-
 
 
 def load_piper(resolved: Resolved, kind: str, ctx: LoadContext) -> tuple[Any, int]:

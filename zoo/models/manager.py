@@ -14,11 +14,11 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from zoo.errors import ModelLoadError, ModelNotFound, ZooError
+from zoo.errors import ModelLoadError, ModelNotFound, ZooError, redact_paths
 from zoo.models.cache import ModelCache
-from zoo.models.loaders import LOADERS, LoadContext
+from zoo.models.loaders import AUTO_CLASSES, LOADERS, LoadContext
 from zoo.models.refs import ModelRef, parse_ref
-from zoo.models.sources import Resolved, Resolver, detect_family
+from zoo.models.sources import Resolved, Resolver, detect_family, read_json
 from zoo.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class ModelManager:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.resolver = Resolver(offline=lambda: settings.hub_offline, allow_pickle=settings.allow_pickle,
-                                 tiny_dir=settings.cache_dir / "tiny")
+                                 tiny_dir=settings.cache_dir / "tiny", whisper_dir=settings.cache_dir / "whisper")
         self.cache = ModelCache(settings.memory_budget, settings.idle_unload_seconds,
                                 settings.max_concurrency_per_model)
         self._resolved: dict[str, Resolved] = {}
@@ -75,7 +75,7 @@ class ModelManager:
         parsed = parse_ref(ref) if isinstance(ref, str) else ref
         with self._resolve_lock:
             hit = self._resolved.get(parsed.raw)
-        if hit is not None and (hit.source == "openai-whisper" or hit.path.exists()):
+        if hit is not None and (hit.source == "remote" or hit.path.exists()):
             return hit
         with _LOAD_LOCK if parsed.scheme == "tiny" and download else nullcontext():
             resolved = self.resolver.resolve(parsed, download=download)
@@ -83,6 +83,19 @@ class ModelManager:
             with self._resolve_lock:
                 self._resolved[parsed.raw] = resolved
         return resolved
+
+    def kind_mismatch(self, ref: str, kind: str) -> str | None:
+        """What the model is, when it cannot serve `kind` (a picture model on a text tab); None when it can.
+
+        Read from the files alone, before any weights load: the loader family (detect_family),
+        then for transformers folders the config's model type and architectures against the
+        Auto class of the kind. Unknown cases pass: the loader has the last word.
+        """
+        resolved = self.resolve(ref)
+        if resolved.ref.scheme == "remote":
+            return None  # the engine's own API decides what it serves
+        family = "openai-whisper" if resolved.ref.scheme == "openai-whisper" else detect_family(resolved.path)
+        return describe_mismatch(resolved, family, kind)
 
     def availability(self, ref: str) -> tuple[bool, str]:
         """Can this model run right now, and from where (no download, no build)?"""
@@ -155,9 +168,15 @@ class ModelManager:
             except Exception as exc:
                 with self._resolve_lock:  # maybe the files changed: resolve afresh next time
                     self._resolved.pop(resolved.ref.raw, None)
+                # The full path stays in the log; the user's message names no server folder.
+                log.warning("Loading %s (%s, from %s) failed: %s: %s", ref, family, resolved.path,
+                            type(exc).__name__, exc)
+                log.debug("The loader's traceback", exc_info=True)
                 raise ModelLoadError(
-                    f"Loading `{ref}` ({family}, from {resolved.path}) failed: {type(exc).__name__}: {exc}",
-                    "check the files are complete (re-download or reinstall), or pick another model",
+                    f"Loading `{ref}` ({family}, from the {resolved.source} copy) failed: {type(exc).__name__}: "
+                    f"{redact_paths(str(exc))}",
+                    "check the files are complete (re-download or reinstall), or pick another model; "
+                    "the server log has the details",
                 ) from exc
             loaded = Loaded(ref, resolved, family, kind, model, device, time.perf_counter() - started)
             log.info("Loaded %s as %s/%s on %s in %.2fs (%.0f MB)", ref, family, kind, device,
@@ -194,6 +213,64 @@ class ModelManager:
 
         self._sweeper = threading.Thread(target=sweep_forever, name="zoo-idle-sweeper", daemon=True)
         self._sweeper.start()
+
+
+# Families that serve one fixed set of kinds; transformers and diffusers are told apart by AUTO_CLASSES.
+_FAMILY_KINDS: dict[str, tuple[set[str], str]] = {
+    "gguf": ({"causal-lm"}, "a GGUF language model"),
+    "piper": ({"text-to-speech"}, "a Piper text-to-speech voice"),
+    "faster-whisper": ({"automatic-speech-recognition"}, "a faster-whisper speech-recognition model"),
+    "openai-whisper": ({"automatic-speech-recognition"}, "an openai-whisper speech-recognition model"),
+}
+
+
+def describe_mismatch(resolved: Resolved, family: str, kind: str) -> str | None:
+    """What the files hold, when that cannot serve `kind`; None when it can or cannot be told."""
+    if family in _FAMILY_KINDS:
+        kinds, what = _FAMILY_KINDS[family]
+        return None if kind in kinds else what
+    if family == "diffusers":
+        if kind not in AUTO_CLASSES:
+            return None
+        pipeline = read_json(resolved.path / "model_index.json").get("_class_name") or "a pipeline"
+        return f"a diffusers image-generation pipeline ({pipeline})"
+    if family != "transformers" or kind not in AUTO_CLASSES:
+        return None
+    config = read_json(resolved.path / "config.json")
+    model_type, architectures = config.get("model_type"), config.get("architectures") or []
+    if not isinstance(model_type, str) or config.get("auto_map"):
+        return None  # a repo's own classes: the loader refuses or runs them (ZOO_TRUST_REMOTE_CODE)
+    every = _auto_names("feature-extraction")  # AutoModel knows every model type transformers has
+    if every is not None and model_type not in every[0]:
+        return None  # unknown to this transformers: the loader's error says so
+    served = _auto_names(kind)
+    if served is None:
+        return None
+    types, classes = served
+    shown = f"a {model_type} model" + (f" ({', '.join(map(str, architectures))})" if architectures else "")
+    if model_type not in types:
+        return shown
+    # A known head for another kind (a causal LM on a classifier tab) would load with a random
+    # head and answer noise; an architecture that no kind here names (a masked LM) may be a base to fine-tune.
+    if architectures and kind != "feature-extraction" and not set(architectures) & classes:
+        others = [k for k in AUTO_CLASSES if k not in (kind, "feature-extraction")
+                  and set(architectures) & (_auto_names(k) or (set(), set()))[1]]
+        if others:
+            return f"{shown}, made for {others[0]}"
+    return None
+
+
+def _auto_names(kind: str) -> tuple[set[str], set[str]] | None:
+    """(model types, class names) that transformers' Auto class for `kind` builds; None if they cannot be read."""
+    import transformers
+
+    mapping = getattr(getattr(getattr(transformers, AUTO_CLASSES[kind], None), "_model_mapping", None),
+                      "_model_mapping", None)
+    if not isinstance(mapping, dict):
+        return None
+    # Some entries list several classes (a tuple); any of them serves the kind.
+    classes = {n for names in mapping.values() for n in ((names,) if isinstance(names, str) else names)}
+    return set(mapping), classes
 
 
 __all__ = ["Loaded", "ModelManager", "ModelNotFound"]

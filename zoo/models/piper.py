@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from zoo.errors import ModelLoadError, ModelNotFound, ZooError
+from zoo import helpers
+from zoo.errors import HelperFailed, ModelLoadError, ModelNotFound, ZooError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -95,12 +96,15 @@ def _terminator(marks: str) -> str:
     return "." if marks[-1:] == "\u2026" else marks[-1:]
 
 
+_INSTALL_ESPEAK = ("install it (Debian/Ubuntu: `apt install espeak-ng`; macOS: `brew install espeak-ng`; "
+                   "on a Space: add `espeak-ng` to packages.txt), or pick a transformers text-to-speech model")
+
+
 def _espeak() -> str:
     path = shutil.which("espeak-ng")
     if path is None:
-        raise ZooError("Piper voices need the `espeak-ng` program to turn text into phonemes, and it is not installed.",
-                       "install it (Debian/Ubuntu: `apt install espeak-ng`; macOS: `brew install espeak-ng`; "
-                       "on a Space: add `espeak-ng` to packages.txt), or pick a transformers text-to-speech model")
+        raise HelperFailed("Piper voices need the `espeak-ng` program to turn text into phonemes, and it is not "
+                           "installed.", _INSTALL_ESPEAK, helper="espeak-ng")
     return path
 
 
@@ -164,8 +168,14 @@ class PiperVoice:
         if self.config.get("phoneme_type", "espeak") == "text":
             return clause
         # Text goes through stdin, so a clause starting with "-" is never read as an option.
-        proc = subprocess.run([_espeak(), "-q", "--ipa", "-b", "1", "-v", self.espeak_voice],
-                              input=clause.encode("utf-8"), capture_output=True, timeout=60)
+        try:
+            # A killed or vanished espeak-ng is the server's fault (HelperFailed), not the voice's.
+            proc = helpers.run("espeak-ng", [_espeak(), "-q", "--ipa", "-b", "1", "-v", self.espeak_voice],
+                               _INSTALL_ESPEAK, input=clause.encode("utf-8"), capture_output=True, timeout=60)
+        except subprocess.TimeoutExpired:
+            raise HelperFailed("`espeak-ng` took more than 60 s on one clause and was stopped.",
+                               "try again with shorter text; the operator can check that `espeak-ng` runs on its own",
+                               helper="espeak-ng") from None
         if proc.returncode != 0:
             raise ZooError(f"espeak-ng failed on voice `{self.espeak_voice}`: "
                            f"{proc.stderr.decode('utf-8', 'replace').strip() or proc.returncode}",

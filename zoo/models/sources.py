@@ -17,7 +17,7 @@ from typing import Callable
 
 from zoo.errors import ModelNotAllowed, ModelNotFound
 from zoo.models.piper import is_piper_voice
-from zoo.models.refs import ModelRef
+from zoo.models.refs import OPENAI_WHISPER_CHECKPOINTS, ModelRef
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +110,10 @@ class Resolver:
     """Runs the resolution chain; knows nothing about model families."""
 
     def __init__(self, offline: Callable[[], bool], allow_pickle: bool, tiny_dir: Path,
-                 build_tiny: Callable[[str, Path], Path] | None = None, hf_cache_dir: Path | None = None):
+                 build_tiny: Callable[[str, Path], Path] | None = None, hf_cache_dir: Path | None = None,
+                 whisper_dir: Path | None = None):
         self._offline = offline
+        self._whisper_dir = whisper_dir or tiny_dir.parent / "whisper"  # where load_openai_whisper downloads
         self._hf_cache_dir = str(hf_cache_dir) if hf_cache_dir else None
         self._allow_pickle = allow_pickle
         self._tiny_dir = tiny_dir
@@ -136,11 +138,34 @@ class Resolver:
             return Resolved(ref, path, "packaged", PACKAGED[ref.name].description)
         if ref.scheme == "tiny":
             return self._resolve_tiny(ref, download)
-        if ref.scheme == "openai-whisper":  # openai-whisper finds or downloads its own checkpoints
-            return Resolved(ref, Path(ref.name), "openai-whisper", "openai-whisper checkpoint")
+        if ref.scheme == "openai-whisper":
+            return self._resolve_openai_whisper(ref)
         if ref.scheme == "remote":  # no files: the engine at the other end holds the weights
             return Resolved(ref, Path(ref.name), "remote", "remote inference engine")
         return self._resolve_hub(ref, download)
+
+    def _resolve_openai_whisper(self, ref: ModelRef) -> Resolved:
+        """A checkpoint file given by the operator, or a named one in openai-whisper's download folder.
+
+        openai-whisper downloads with urllib, ignoring HF_HUB_OFFLINE: offline, a checkpoint that is
+        not already here is refused before its downloader can open a connection.
+        """
+        if ref.is_local_file:
+            path = Path(ref.name)
+            if not path.is_file():
+                raise ModelNotFound(f"No openai-whisper checkpoint file at `{ref.name}`.",
+                                    "check the path, or use a checkpoint name such as `openai-whisper:tiny.en`")
+            return Resolved(ref, path.resolve(), "openai-whisper", "openai-whisper checkpoint file")
+        path = self._whisper_dir / OPENAI_WHISPER_CHECKPOINTS[ref.name]
+        if path.is_file():
+            return Resolved(ref, path, "openai-whisper", "openai-whisper checkpoint, downloaded before")
+        if self._offline():
+            raise ModelNotFound(
+                f"The openai-whisper checkpoint `{ref.name}` is not downloaded here, and the zoo is offline.",
+                f"run once online (unset HF_HUB_OFFLINE / ZOO_OFFLINE) to download it, or copy "
+                f"{OPENAI_WHISPER_CHECKPOINTS[ref.name]} into the zoo's cache (ZOO_CACHE_DIR)/whisper, or use the "
+                "packaged faster-whisper model `packaged:whisper-tiny.en`")
+        return Resolved(ref, path, "openai-whisper", "openai-whisper checkpoint, downloaded on first use")
 
     def _resolve_tiny(self, ref: ModelRef, build: bool) -> Resolved:
         from zoo import tiny
