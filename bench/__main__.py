@@ -487,15 +487,15 @@ class _nothing:
 def bench_portable(runs: int, tokens: int = 128) -> list[Row]:
     """The portable runtime-dispatch build against one compiled with -march=native for this host."""
     from bench import engines
-    from zoo.models.ggml import default_threads, installed_build, prepare
+    from zoo.models.ggml import SPINCOUNT, default_threads, installed_build, prepare
 
     model, prompt, _count, cache = _llama_setup()
     native_dir, build_seconds = engines.native_wheel(cache / "bench")
     threads = default_threads()
     portable, native = [], []
     for _ in range(runs):
-        portable.append(engines.decode_tps(model, threads, "20000", 1, tokens, prompt, cache))
-        native.append(engines.decode_tps(model, threads, "20000", 1, tokens, prompt, cache,
+        portable.append(engines.decode_tps(model, threads, SPINCOUNT, 1, tokens, prompt, cache))
+        native.append(engines.decode_tps(model, threads, SPINCOUNT, 1, tokens, prompt, cache,
                                          pythonpath=str(native_dir), portable=False))
     p, n = statistics.median(portable), statistics.median(native)
     chosen = prepare(cache, model).chosen

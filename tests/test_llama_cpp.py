@@ -46,7 +46,7 @@ def test_the_probe_catches_an_instruction_that_kills_the_process(monkeypatch: py
 def test_openmp_wait_policy_is_set_without_overriding_the_operator() -> None:
     env: dict[str, str] = {}
     ggml.omp_environment(env)
-    assert env["OMP_WAIT_POLICY"] and int(env["GOMP_SPINCOUNT"]) < 300_000  # shorter than libgomp's default spin
+    assert int(env["GOMP_SPINCOUNT"]) < 300_000  # shorter than libgomp's default spin
     mine = {"GOMP_SPINCOUNT": "7"}
     ggml.omp_environment(mine)
     assert mine["GOMP_SPINCOUNT"] == "7"
@@ -144,3 +144,19 @@ def test_sampling_means_what_it_means_on_transformers() -> None:
     warm = GenerationParams(temperature=1.0, top_k=50, repetition_penalty=1.0)
     assert ([sample_next(logits, [], warm, np.random.default_rng(42)) for _ in range(5)]
             == [sample_next(logits, [], warm, np.random.default_rng(42)) for _ in range(5)])
+
+
+def test_a_host_specific_llama_cpp_is_not_used_by_default(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """A llama-cpp-python built some other way (one CPU library, maybe -march=native) leaves GGUF to transformers."""
+    from zoo.models import loaders
+
+    native = ggml.Build(tmp_path, dispatch=False, variants=())
+    monkeypatch.setattr(ggml, "installed_build", lambda: native)
+    ctx = loaders.LoadContext(device="cpu", dtype=None, cache_dir=tmp_path)
+    assert native.problem and "SIGILL" in native.problem
+    assert loaders.gguf_backend(ctx) == "transformers"
+    assert loaders.gguf_backend(loaders.LoadContext(device="cpu", dtype=None, cache_dir=tmp_path,
+                                                    gguf_backend="llama-cpp")) == "llama-cpp"  # the operator's call
+    portable = ggml.Build(tmp_path, dispatch=True, variants=("x64", "haswell"), variant_dir=tmp_path)
+    monkeypatch.setattr(ggml, "installed_build", lambda: portable)
+    assert loaders.gguf_backend(ctx) == "llama-cpp"

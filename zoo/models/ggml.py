@@ -195,15 +195,17 @@ _prepare_lock = threading.Lock()
 
 
 def omp_environment(env: dict[str, str] | os._Environ = os.environ) -> None:
-    """OpenMP's wait policy for ggml's threads, set before libgomp starts.
+    """OpenMP's spin before sleeping, for ggml's threads; set before libgomp loads, never over the operator's.
 
-    ggml meets its threads at a barrier after every operation, hundreds of times a token. By
-    default each waiting thread spins for a long time (GOMP_SPINCOUNT 300000), so when another
-    process holds a core the spinner and the thread it waits for fight over it. A short spin keeps
-    the quiet-machine speed and yields the core quickly under load (measured in `make bench`).
+    ggml meets its threads at an OpenMP barrier after every operation, hundreds of times a token.
+    libgomp's default lets a waiting thread spin 300000 times first, so when another process holds
+    a core the spinner and the thread it waits for fight over it: 2 threads fell to 4 tokens/s
+    beside other work where 1 thread kept 35. With 20000 spins they kept 51 (BENCHMARKS.md).
     """
-    env.setdefault("OMP_WAIT_POLICY", "ACTIVE")
-    env.setdefault("GOMP_SPINCOUNT", "20000")
+    env.setdefault("GOMP_SPINCOUNT", SPINCOUNT)
+
+
+SPINCOUNT = "20000"
 
 
 def ranked_x86_variants(available: list[str], have: set[str]) -> list[str]:
