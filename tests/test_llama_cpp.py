@@ -160,3 +160,35 @@ def test_a_host_specific_llama_cpp_is_not_used_by_default(monkeypatch: pytest.Mo
     portable = ggml.Build(tmp_path, dispatch=True, variants=("x64", "haswell"), variant_dir=tmp_path)
     monkeypatch.setattr(ggml, "installed_build", lambda: portable)
     assert loaders.gguf_backend(ctx) == "llama-cpp"
+
+
+class _FakeLlm:
+    ctx = None
+
+
+def test_thread_tuner_moves_to_fewer_threads_under_load_and_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two threads that are slow beside other work give way to one; when the core frees, two come back."""
+    import llama_cpp
+
+    from zoo.models.lm import ThreadTuner
+
+    applied: list[int] = []
+    monkeypatch.setattr(llama_cpp, "llama_set_n_threads", lambda ctx, n, nb: applied.append(n))
+    tuner = ThreadTuner.for_cores(2)
+    speed = {1: 0.020, 2: 0.080}  # seconds per token: two threads collapse under load
+
+    def decode(n_tokens: int) -> list[int]:
+        used = []
+        for _ in range(n_tokens):
+            tuner.before_token(_FakeLlm())
+            used.append(tuner._applied)
+            tuner.after_token(speed[tuner._applied])
+        return used
+
+    loaded = decode(200)
+    assert tuner.current == 1 and loaded[-20:] == [1] * 20
+    assert loaded.count(2) < 50  # probes of the slow option back off
+    speed.update({1: 0.020, 2: 0.012})  # the other work ended
+    quiet = decode(600)
+    assert tuner.current == 2 and quiet[-20:] == [2] * 20
+    assert applied and set(applied) <= {1, 2}

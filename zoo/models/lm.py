@@ -39,6 +39,85 @@ class GenerationStats:
         return self.new_tokens / self.seconds if self.seconds > 0 else 0.0
 
 
+@dataclass
+class ThreadTuner:
+    """Picks llama.cpp's thread count token by token from measured speed: every core when they are
+    free, fewer when other work holds one.
+
+    ggml's threads meet at a barrier after every operation; when another process takes one of the
+    cores, the thread count that was fastest on a quiet machine can become several times slower.
+    The tuner runs the best-known count and, now and then, a few tokens on another; a probe that
+    loses waits twice as long before the next one, so a steady load costs little.
+    """
+
+    options: tuple[int, ...]
+    current: int
+    seconds: dict[int, float] = field(default_factory=dict)  # smoothed seconds per token
+    interval: int = 16
+    probe_tokens: int = 6
+    _since: int = 0
+    _probing: int | None = None
+    _left: int = 0
+    _skip: bool = False
+    _applied: int | None = None
+    _backoff: dict[int, int] = field(default_factory=dict)
+    _samples: list[float] = field(default_factory=list)
+
+    @classmethod
+    def for_cores(cls, cores: int) -> "ThreadTuner":
+        """Options 1, half and all the cores; start with all."""
+        options = tuple(sorted({1, max(1, cores // 2), cores}))
+        return cls(options=options, current=cores)
+
+    def before_token(self, llm: Any) -> None:
+        """Switch thread count when a probe starts or ends."""
+        want = self._probing if self._probing is not None else self.current
+        if self._probing is None and self._since >= self._next_interval():
+            others = [o for o in self.options if o != self.current]
+            # Probe the least recently measured other option.
+            self._probing = min(others, key=lambda o: (o in self.seconds, self._backoff.get(o, 0)))
+            self._left = self.probe_tokens
+            want = self._probing
+        if self._applied != want:
+            import llama_cpp
+
+            llama_cpp.llama_set_n_threads(llm.ctx, want, want)
+            self._applied = want
+            self._skip = True  # the first token after a switch pays for re-forming the thread team
+
+    def interval_for(self, option: int) -> int:
+        """Tokens between probes (doubles each time a probe loses)."""
+        return self.interval * (2 ** self._backoff.get(option, 0))
+
+    def _next_interval(self) -> int:
+        others = [o for o in self.options if o != self.current]
+        return min(self.interval_for(o) for o in others) if others else 1 << 30
+
+    def after_token(self, seconds: float) -> None:
+        """Record one token's decode time and settle a finished probe."""
+        skip, self._skip = self._skip, False
+        if self._probing is None:
+            if not skip:
+                old = self.seconds.get(self.current)
+                self.seconds[self.current] = seconds if old is None else 0.7 * old + 0.3 * seconds
+            self._since += 1
+            return
+        if not skip:
+            self._samples.append(seconds)
+        self._left -= 1
+        if self._left > 0:
+            return
+        probe, self._probing, self._since = self._probing, None, 0
+        if self._samples:  # a probe's own tokens say how that option does now; old figures are stale
+            self.seconds[probe] = sum(self._samples) / len(self._samples)  # the mean: throughput
+        self._samples = []
+        if self.seconds.get(probe, float("inf")) < self.seconds.get(self.current, float("inf")):
+            self._backoff[self.current] = 0
+            self.current = probe
+        else:
+            self._backoff[probe] = min(self._backoff.get(probe, 0) + 1, 4)
+
+
 def sample_next(logits: Any, seen: list[int], params: GenerationParams, rng: Any) -> int:
     """The next token, chosen as transformers' generate() chooses it with the same options.
 
@@ -174,6 +253,7 @@ class LlamaCppLM:
     llm: Any
     name: str = ""
     device: str = "cpu"
+    threads: "ThreadTuner | None" = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -253,7 +333,12 @@ class LlamaCppLM:
                     piece = decoder.decode(llm.detokenize([token], special=False))
                     if piece:
                         yield piece
+                    if self.threads is not None:
+                        self.threads.before_token(llm)
+                    tick = time.perf_counter()
                     llm.eval([token])
+                    if self.threads is not None:
+                        self.threads.after_token(time.perf_counter() - tick)
                 tail = decoder.decode(b"", final=True)
                 if tail:
                     yield tail

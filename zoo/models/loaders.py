@@ -173,15 +173,16 @@ def load_llama_cpp(resolved: Resolved, kind: str, ctx: LoadContext) -> tuple[Any
     ggml.prepare(ctx.cache_dir, source)
     from llama_cpp import Llama
 
-    from zoo.models.lm import LlamaCppLM
+    from zoo.models.lm import LlamaCppLM, ThreadTuner
 
     gguf = ggml.converted_gguf(source, ctx.gguf_weights, ctx.cache_dir, ctx.threads)
-    # Every core by default: OpenMP's short spin (ggml.omp_environment) keeps two threads from
-    # stalling each other when another process takes a core (BENCHMARKS.md, threads).
+    # Every core by default, with OpenMP's short spin (ggml.omp_environment); the tuner drops to fewer
+    # threads while other work holds a core (BENCHMARKS.md, threads). ZOO_THREADS fixes the count.
     threads = ctx.threads or ggml.default_threads()
     llm = Llama(model_path=str(gguf), n_ctx=ctx.llama_context, n_threads=threads, n_threads_batch=threads,
                 n_gpu_layers=-1 if ctx.device.startswith("cuda") else 0, verbose=False)
-    return LlamaCppLM(llm, resolved.ref.raw, ctx.device), gguf.stat().st_size
+    tuner = ThreadTuner.for_cores(threads) if not ctx.threads and threads > 1 else None
+    return LlamaCppLM(llm, resolved.ref.raw, ctx.device, threads=tuner), gguf.stat().st_size
 
 
 def load_gguf_transformers(resolved: Resolved, kind: str, ctx: LoadContext) -> tuple[Any, int]:
