@@ -8,7 +8,9 @@ saves `gr.Image(format="png")` outputs, so API clients receive it in the file.
 
 The pipeline runs in a worker thread while `stream` reports each denoising step
 (progress plus a rough preview made from the latents); that keeps the generator
-responsive, so Stop and client disconnects end the run at the next step.
+responsive, so Stop and client disconnects end the run at the next step. Closing the
+generator only signals the worker, never waits for it: gradio closes a dropped client's
+generator on the server's event loop.
 """
 
 from __future__ import annotations
@@ -135,8 +137,7 @@ class TextToImage(Plugin):
             except BaseException as exc:  # handed to the generator, which re-raises it
                 events.put(("error", exc))
 
-        worker = threading.Thread(target=work, name="zoo-text-to-image", daemon=True)
-        worker.start()
+        ctx.start_worker(work, name="zoo-text-to-image")  # keeps the model pinned until the worker ends
         try:
             while True:
                 kind, payload = events.get()
@@ -151,8 +152,9 @@ class TextToImage(Plugin):
                 yield {"image": latent_preview(latents, width, height), "images": None, "seed": seed,
                        "metadata": None}
         finally:
+            # Never join here: a dropped client's generator is closed on the server's event loop.
+            # The worker stops at its next step, and the runner unpins the model when it ends.
             stop.set()
-            worker.join()  # the worker stops at its next step; the model stays pinned until then
 
         from zoo.media import attach_png_metadata
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Callable
 from pathlib import Path
 
 import pytest
@@ -35,11 +36,20 @@ def make(zoo: Zoo, ctx: RunContext | None = None, **values):
     return zoo.run(TASK, ctx=ctx, **values)
 
 
-def unet_calls(zoo: Zoo) -> tuple[list[int], object]:
-    """Count UNet forward passes of the shared tiny pipeline (one per denoising step at guidance 0)."""
+def unet_calls(zoo: Zoo, hook: Callable[[list[int]], object] | None = None) -> tuple[list[int], object]:
+    """Count UNet forward passes of the shared tiny pipeline (one per denoising step at guidance 0).
+
+    `hook(calls)` runs at the end of each pass, before it is counted (a test can hold a step there).
+    """
     pipe = zoo.models.load(TINY, "text-to-image").model
     calls: list[int] = []
-    handle = pipe.unet.register_forward_hook(lambda *_: calls.append(1))
+
+    def count(*_: object) -> None:
+        if hook is not None:
+            hook(calls)
+        calls.append(1)
+
+    handle = pipe.unet.register_forward_hook(count)
     return calls, handle
 
 
@@ -291,14 +301,50 @@ def test_closing_the_stream_stops_the_worker(tiny_zoo: Zoo) -> None:
         stream = tiny_zoo.stream(TASK, {"prompt": "a dog", "width": 64, "height": 64, "steps": 20, "seed": 1})
         first = next(stream)
         assert first["metadata"] is None
+        started = time.perf_counter()
         stream.close()
+        closing = time.perf_counter() - started
         done = len(calls)
+        # close() only signals: gradio calls it on the server's event loop, which must never wait for work.
+        worker = next((t for t in threading.enumerate() if t.name == "zoo-text-to-image"), None)
+        if worker is not None:
+            worker.join(30)
         time.sleep(0.3)
-        assert len(calls) == done  # nothing runs on after close() returned
+        assert len(calls) <= done + 1  # the worker stops at its next step
     finally:
         handle.remove()
+    assert closing < 0.1, f"close() took {closing:.2f}s"
     assert done < 20
-    assert not [t for t in threading.enumerate() if t.name == "zoo-text-to-image"]
+    assert not [t for t in threading.enumerate() if t.name in ("zoo-text-to-image", "zoo-unpin")]
+    assert pinned(tiny_zoo) == [0]  # unpinned once the worker ended
+
+
+def pinned(zoo: Zoo) -> list[int]:
+    """How many requests pin each loaded model."""
+    return [zoo.models.cache.entry(key).refs for key in zoo.models.cache.keys()]
+
+
+def test_closing_a_stream_on_a_slow_step_returns_at_once(tiny_zoo: Zoo) -> None:
+    # Issue 13: the generator's close ran worker.join() on gradio's event loop and froze the server for a step.
+    gate = threading.Event()
+    calls, handle = unet_calls(tiny_zoo, hook=lambda calls: gate.wait(30) if len(calls) == 1 else None)
+    try:
+        stream = tiny_zoo.stream(TASK, {"prompt": "a dog", "width": 64, "height": 64, "steps": 5, "seed": 1})
+        next(stream)  # step 1 is done; step 2 now hangs in the UNet until the gate opens
+        started = time.perf_counter()
+        stream.close()
+        assert time.perf_counter() - started < 0.1
+        assert pinned(tiny_zoo) == [1]  # the model stays pinned while the worker is inside a step
+        gate.set()
+        for _ in range(300):
+            if pinned(tiny_zoo) == [0]:
+                break
+            time.sleep(0.05)
+        assert pinned(tiny_zoo) == [0]
+        assert len(calls) == 2  # the hanging step finished, and no third began
+    finally:
+        gate.set()
+        handle.remove()
 
 
 def test_concurrent_requests_on_one_pipeline_match_sequential_ones(settings) -> None:

@@ -1,0 +1,120 @@
+"""The plain REST route (`/gradio_api/call/<api>`), as curl and the issue-13 probe use it, on a real `python app.py`.
+
+- A client that drops a long image job must not freeze the server: gradio closes the
+  dropped generator on its event loop, so nothing on that path may wait for the work.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from browser_helpers import AppServer, start_app
+
+pytestmark = pytest.mark.app
+
+PLUGINS = "text-to-image,image-classification,text-classification,text-to-speech"
+
+
+@pytest.fixture(scope="module")
+def server(model_cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    """`python app.py` on tiny models, a few tabs, its own temp folder."""
+    tmp = tmp_path_factory.mktemp("app-tmp")
+    env = {"HF_HUB_OFFLINE": "1", "ZOO_TINY": "1", "ZOO_CACHE_DIR": str(model_cache_dir), "ZOO_PLUGINS": PLUGINS,
+           "TMPDIR": str(tmp), "GRADIO_TEMP_DIR": str(tmp / "gradio"), "ZOO_THREADS": "1"}
+    app = start_app(env, tmp_path_factory.mktemp("app-log") / "app.log")
+    app.tmp = tmp  # type: ignore[attr-defined]
+    yield app
+    app.stop()
+
+
+def _port(app: AppServer) -> int:
+    return int(app.url.rstrip("/").rsplit(":", 1)[1])
+
+
+def submit(app: AppServer, api: str, data: list[Any]) -> str:
+    """POST /gradio_api/call/<api>; the event id."""
+    conn = http.client.HTTPConnection("127.0.0.1", _port(app), timeout=60)
+    try:
+        conn.request("POST", f"/gradio_api/call/{api}", json.dumps({"data": data}),
+                     {"Content-Type": "application/json"})
+        answer = conn.getresponse()
+        body = answer.read()
+        assert answer.status == 200, body
+        return json.loads(body)["event_id"]
+    finally:
+        conn.close()
+
+
+def result(app: AppServer, api: str, data: list[Any], timeout: float = 300) -> tuple[str, Any]:
+    """Submit and read the SSE stream to its end: ("complete" or "error", data)."""
+    event_id = submit(app, api, data)
+    conn = http.client.HTTPConnection("127.0.0.1", _port(app), timeout=timeout)
+    try:
+        conn.request("GET", f"/gradio_api/call/{api}/{event_id}")
+        stream = conn.getresponse()
+        kind = None
+        for raw in stream:
+            line = raw.decode().strip()
+            if line.startswith("event:"):
+                kind = line.split(":", 1)[1].strip()
+            elif line.startswith("data:") and kind in ("complete", "error"):
+                return kind, json.loads(line.split(":", 1)[1])
+        raise AssertionError(f"the stream of {api} ended without a result")
+    finally:
+        conn.close()
+
+
+def info_seconds(app: AppServer) -> float:
+    """How long /gradio_api/info takes to answer (the server's event loop is free when it is quick)."""
+    started = time.perf_counter()
+    with urllib.request.urlopen(app.url + "gradio_api/info", timeout=120) as answer:
+        assert answer.status == 200 and b"named_endpoints" in answer.read()
+    return time.perf_counter() - started
+
+
+# prompt, negative_prompt, width, height, steps, guidance_scale, seed, num_images, model
+BIG_IMAGE = ["a fox", "", 512, 512, 50, 0.0, 1, 1, ""]
+SMALL_IMAGE = ["a fox", "", 64, 64, 1, 0.0, 1, 1, ""]
+
+
+def test_a_dropped_image_job_never_freezes_the_server(server: AppServer) -> None:
+    assert result(server, "text_to_image", SMALL_IMAGE)[0] == "complete"  # loaded and warm
+    event_id = submit(server, "text_to_image", BIG_IMAGE)
+    conn = http.client.HTTPConnection("127.0.0.1", _port(server), timeout=300)
+    conn.request("GET", f"/gradio_api/call/text_to_image/{event_id}")
+    stream = conn.getresponse()
+    for raw in stream:  # the first denoising step's preview: the job is running
+        if raw.startswith(b"event: generating"):
+            break
+    else:
+        raise AssertionError("the big job sent no progress")
+    conn.sock.close()  # the client goes away mid-job
+    conn.close()
+    dropped = time.perf_counter()
+
+    # The next job queues behind the dropped one (one request per model), so it ends only once
+    # the dropped job's worker has stopped: poll the server's event loop all that time.
+    nxt: dict[str, Any] = {}
+    follower = threading.Thread(target=lambda: nxt.update(answer=result(server, "text_to_image", SMALL_IMAGE)))
+    follower.start()
+    latencies = []
+    while follower.is_alive():
+        latencies.append(info_seconds(server))
+        time.sleep(0.2)
+    follower.join()
+    wound_down = time.perf_counter() - dropped
+
+    kind, data = nxt["answer"]
+    assert kind == "complete", data
+    assert data[0]["url"].endswith("image.png") and data[3]["width"] == 64
+    # 50 steps at 512 px take minutes here; a dropped job stops at its next step instead.
+    assert wound_down < 120, f"the dropped job ran on for {wound_down:.0f}s"
+    assert len(latencies) >= 3, latencies
+    assert max(latencies) < 1.0, f"/gradio_api/info took up to {max(latencies):.1f}s while the job wound down"
