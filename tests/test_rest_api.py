@@ -2,13 +2,19 @@
 
 - A client that drops a long image job must not freeze the server: gradio closes the
   dropped generator on its event loop, so nothing on that path may wait for the work.
+- Memory and disk stay flat over hundreds of calls: every REST call is a gradio session of
+  its own (ZOO_MAX_SESSIONS caps what they keep), and outputs and uploads are written once,
+  into gradio's cache, and deleted after ZOO_OUTPUT_TTL.
 """
 
 from __future__ import annotations
 
 import http.client
+import io
 import json
+import os
 import threading
+import uuid
 import time
 import urllib.request
 from pathlib import Path
@@ -20,6 +26,7 @@ from browser_helpers import AppServer, start_app
 pytestmark = pytest.mark.app
 
 PLUGINS = "text-to-image,image-classification,text-classification,text-to-speech"
+TTL = 3  # seconds outputs and uploads live (ZOO_OUTPUT_TTL); gradio and the zoo sweep every second
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +34,8 @@ def server(model_cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     """`python app.py` on tiny models, a few tabs, its own temp folder."""
     tmp = tmp_path_factory.mktemp("app-tmp")
     env = {"HF_HUB_OFFLINE": "1", "ZOO_TINY": "1", "ZOO_CACHE_DIR": str(model_cache_dir), "ZOO_PLUGINS": PLUGINS,
-           "TMPDIR": str(tmp), "GRADIO_TEMP_DIR": str(tmp / "gradio"), "ZOO_THREADS": "1"}
+           "TMPDIR": str(tmp), "GRADIO_TEMP_DIR": str(tmp / "gradio"), "ZOO_THREADS": "1",
+           "ZOO_OUTPUT_TTL": str(TTL)}
     app = start_app(env, tmp_path_factory.mktemp("app-log") / "app.log")
     app.tmp = tmp  # type: ignore[attr-defined]
     yield app
@@ -118,3 +126,92 @@ def test_a_dropped_image_job_never_freezes_the_server(server: AppServer) -> None
     assert wound_down < 120, f"the dropped job ran on for {wound_down:.0f}s"
     assert len(latencies) >= 3, latencies
     assert max(latencies) < 1.0, f"/gradio_api/info took up to {max(latencies):.1f}s while the job wound down"
+
+
+# --------------------------------------------------------------------------- soak
+
+
+def upload_png(app: AppServer) -> dict[str, Any]:
+    """Upload a small PNG (a new one each time) the way a REST client does; the FileData to send."""
+    from PIL import Image
+
+    data = io.BytesIO()
+    Image.new("RGB", (32, 32), (len(uuid.uuid4().hex) * 7 % 255, 90, 30)).save(data, format="PNG",
+                                                                              pnginfo=_note(uuid.uuid4().hex))
+    boundary = uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"cat.png\"\r\n"
+            "Content-Type: image/png\r\n\r\n").encode() + data.getvalue() + f"\r\n--{boundary}--\r\n".encode()
+    conn = http.client.HTTPConnection("127.0.0.1", _port(app), timeout=60)
+    try:
+        conn.request("POST", "/gradio_api/upload", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        answer = conn.getresponse()
+        paths = json.loads(answer.read())
+        assert answer.status == 200, paths
+    finally:
+        conn.close()
+    return {"path": paths[0], "meta": {"_type": "gradio.FileData"}}
+
+
+def _note(text: str) -> Any:
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("note", text)  # a distinct file each time: gradio cannot dedupe it into one cache entry
+    return info
+
+
+def mixed_call(app: AppServer, i: int) -> None:
+    """One of four REST calls, in turn; each writes or uploads a file, each output distinct."""
+    api, data = [
+        ("text_to_image", ["a fox", "", 64, 64, 1, 0.0, i, 1, ""]),
+        ("text_to_speech", [f"Call number {i}.", 1.0, 1, ""]),
+        ("image_classification", [upload_png(app), 3, ""]),
+        ("text_classification", [f"I love it {i}", "auto", 0, ""]),
+    ][i % 4]
+    kind, out = result(app, api, data)
+    assert kind == "complete", (api, out)
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, MB."""
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
+
+
+def disk(folder: Path) -> tuple[int, float]:
+    """(files and folders, MB) under a folder."""
+    count, size = 0, 0
+    for root, dirs, names in os.walk(folder):
+        count += len(dirs) + len(names)
+        for name in names:
+            try:
+                size += os.lstat(os.path.join(root, name)).st_size
+            except FileNotFoundError:
+                pass
+    return count, size / 1e6
+
+
+@pytest.mark.slow
+def test_memory_and_disk_stay_flat_over_300_rest_calls(server: AppServer) -> None:
+    tmp: Path = server.tmp  # type: ignore[attr-defined]
+    # Warm up past ZOO_MAX_SESSIONS (100): the session store is full, the models are loaded.
+    for i in range(120):
+        mixed_call(server, i)
+    time.sleep(2 * TTL + 2)  # everything the warm-up wrote is past its age and swept
+    rss_before, disk_before = rss_mb(server.proc.pid), disk(tmp)
+    peak_files = 0
+    for i in range(300):
+        mixed_call(server, i)
+        if i % 25 == 0:
+            peak_files = max(peak_files, disk(tmp)[0])
+    rss_after = rss_mb(server.proc.pid)
+    time.sleep(2 * TTL + 2)
+    disk_after = disk(tmp)
+    growth = (rss_after - rss_before) / 300
+    print(f"RSS {rss_before:.0f} -> {rss_after:.0f} MB ({growth * 1000:.0f} KB/call); "
+          f"disk {disk_before} -> {disk_after} (files, MB); peak {peak_files} files")
+    assert growth < 0.1, f"RSS grew {growth:.2f} MB per REST call ({rss_before:.0f} -> {rss_after:.0f} MB)"
+    # 300 calls wrote 300 outputs and 75 uploads; once past their age, all of them are gone again.
+    assert disk_after[0] <= disk_before[0] + 5, (disk_before, disk_after)
+    assert disk_after[1] <= disk_before[1] + 0.5, (disk_before, disk_after)
+    assert not list((tmp / "model-zoo-images").glob("*")), "images were written twice"
