@@ -131,13 +131,13 @@ def test_a_dropped_image_job_never_freezes_the_server(server: AppServer) -> None
 # --------------------------------------------------------------------------- soak
 
 
-def upload_png(app: AppServer) -> dict[str, Any]:
-    """Upload a small PNG (a new one each time) the way a REST client does; the FileData to send."""
+def upload_png(app: AppServer, png: bytes | None = None) -> dict[str, Any]:
+    """Upload a PNG (by default a small one, new each time) the way a REST client does; the FileData to send."""
     from PIL import Image
 
-    data = io.BytesIO()
-    Image.new("RGB", (32, 32), (len(uuid.uuid4().hex) * 7 % 255, 90, 30)).save(data, format="PNG",
-                                                                              pnginfo=_note(uuid.uuid4().hex))
+    data = io.BytesIO(png or b"")
+    if png is None:
+        Image.new("RGB", (32, 32), (90, 90, 30)).save(data, format="PNG", pnginfo=_note(uuid.uuid4().hex))
     boundary = uuid.uuid4().hex
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"cat.png\"\r\n"
             "Content-Type: image/png\r\n\r\n").encode() + data.getvalue() + f"\r\n--{boundary}--\r\n".encode()
@@ -215,3 +215,24 @@ def test_memory_and_disk_stay_flat_over_300_rest_calls(server: AppServer) -> Non
     assert disk_after[0] <= disk_before[0] + 5, (disk_before, disk_after)
     assert disk_after[1] <= disk_before[1] + 0.5, (disk_before, disk_after)
     assert not list((tmp / "model-zoo-images").glob("*")), "images were written twice"
+
+
+def test_a_huge_upload_is_refused_without_decoding_it(server: AppServer, tmp_path: Path) -> None:
+    # Issue 13: a 140 KB PNG declaring 12000x12000 raised the server's peak memory by 3.1 GB.
+    from test_more_plugins import huge_png
+
+    png = huge_png(tmp_path / "huge.png", 12000, 12000).read_bytes()
+    assert result(server, "image_classification", [upload_png(server), 3, ""])[0] == "complete"  # warm
+    start = peak = rss_mb(server.proc.pid)
+    answer: dict[str, Any] = {}
+    call = threading.Thread(target=lambda: answer.update(
+        out=result(server, "image_classification", [upload_png(server, png), 3, ""])))
+    call.start()
+    while call.is_alive():
+        peak = max(peak, rss_mb(server.proc.pid))
+        time.sleep(0.005)
+    kind, data = answer["out"]
+    assert kind == "error"
+    assert "12000x12000" in data["error"] and "larger than 1024 pixels on a side" in data["error"], data
+    assert "ZOO_MAX_IMAGE_SIDE" in data["error"] and str(server.tmp) not in data["error"]  # type: ignore[attr-defined]
+    assert peak - start < 200, f"the server's memory rose {peak - start:.0f} MB for one refused upload"

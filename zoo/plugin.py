@@ -162,7 +162,8 @@ class Image(Field):
     def check(self, value: Any, limits: "Limits") -> Any:
         from zoo.media import as_rgb  # PIL only when an image actually arrives
 
-        return as_rgb(value, self.name)
+        # The size is checked from the file's header, before decoding: ZOO_MAX_IMAGE_SIDE, ZOO_IMAGE_OVERSIZE.
+        return as_rgb(value, self.name, max_side=limits.max_image_side, oversize=limits.image_oversize)
 
 
 @dataclass(frozen=True)
@@ -256,6 +257,8 @@ class Limits:
     max_audio_seconds: float = 600.0
     max_image_side: int = 1024
     max_steps: int = 50
+    max_image_work: float = 12.0
+    image_oversize: str = "refuse"
 
     @classmethod
     def from_settings(cls, settings: Any) -> "Limits":

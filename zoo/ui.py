@@ -85,7 +85,9 @@ def component(field: P.Field, limits: P.Limits, *, output: bool = False, render:
     if isinstance(field, P.Image):
         if output:  # a fixed frame: a small image (the tiny pipeline paints 64 px) would leave a thin strip
             return gr.Image(type="pil", format="png", height=320, **common)
-        return gr.Image(type="pil", format="png", **common)
+        # A path, not a decoded picture: the zoo reads the size from the header and refuses (or shrinks)
+        # an oversized image before decoding it; with type="pil" gradio would decode it first, whatever its size.
+        return gr.Image(type="filepath", image_mode=None, format="png", **common)
     if isinstance(field, P.Audio):
         if output:
             return gr.Audio(type="filepath", **common)
