@@ -74,7 +74,8 @@ class TextToImage(Plugin):
         Float("guidance_scale", 0.0, 0.0, 20.0, step=0.5,
               info="How strictly to follow the prompt: 0 for turbo models, 5-8 for others"),
         Seed(),
-        Int("num_images", 1, 1, 4, label="Number of images", info="Image i uses seed + i"),
+        Int("num_images", 1, 1, 4, label="Number of images",
+            info="Image i uses seed + i (past 4294967295 it wraps to 0)"),
     )
     outputs = (
         Image("image", label="Image"),
@@ -176,10 +177,10 @@ class TextToImage(Plugin):
             common.update(tiny_random_weights=True, note=TINY_NOTE)
         for i, image in enumerate(images):
             # Each PNG holds the seed that remakes it alone (num_images=1).
-            attach_png_metadata(image, {**common, "seed": seed + i})
-        gallery = [(image, f"seed {seed + i}") for i, image in enumerate(images)] if count > 1 else None
+            attach_png_metadata(image, {**common, "seed": image_seed(seed, i)})
+        gallery = [(image, f"seed {image_seed(seed, i)}") for i, image in enumerate(images)] if count > 1 else None
         yield {"image": images[0], "images": gallery, "seed": seed,
-               "metadata": {**common, "seeds": [seed + i for i in range(count)]}}
+               "metadata": {**common, "seeds": [image_seed(seed, i) for i in range(count)]}}
 
     def _remote(self, remote: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         """Images from a remote engine's text-to-image API: image i is asked for alone with seed + i, as here."""
@@ -192,19 +193,19 @@ class TextToImage(Plugin):
             image = remote.call("text_to_image", values["prompt"], negative_prompt=values["negative_prompt"] or None,
                                 width=values["width"] or None, height=values["height"] or None,
                                 num_inference_steps=values["steps"], guidance_scale=values["guidance_scale"],
-                                seed=seed + i)
+                                seed=image_seed(seed, i))
             image.load()
             # Keep what the engine says about the image (another zoo sends its metadata), and say where it ran.
             made = read_png_metadata(image) or {
                 "prompt": values["prompt"], "negative_prompt": values["negative_prompt"], "steps": values["steps"],
                 "guidance_scale": values["guidance_scale"], "width": image.width, "height": image.height}
-            made.update(seed=seed + i, model=ctx.model_ref, endpoint=remote.label, zoo_version=__version__)
+            made.update(seed=image_seed(seed, i), model=ctx.model_ref, endpoint=remote.label, zoo_version=__version__)
             attach_png_metadata(image, made)
             images.append(image)
             metadata.append(made)
-        gallery = [(image, f"seed {seed + i}") for i, image in enumerate(images)] if count > 1 else None
+        gallery = [(image, f"seed {image_seed(seed, i)}") for i, image in enumerate(images)] if count > 1 else None
         return {"image": images[0], "images": gallery, "seed": seed,
-                "metadata": {**metadata[0], "seed": seed, "seeds": [seed + i for i in range(count)]}}
+                "metadata": {**metadata[0], "seed": seed, "seeds": [image_seed(seed, i) for i in range(count)]}}
 
     def from_endpoint(self, inputs: Any, parameters: dict[str, Any]) -> dict[str, Any]:
         """{"inputs": prompt, "parameters": {negative_prompt, width, height, num_inference_steps, guidance_scale,
@@ -229,6 +230,15 @@ class TextToImage(Plugin):
         width, height = values.get("width") or 1024, values.get("height") or 1024
         work = values.get("steps", 2) * values.get("num_images", 1) * width * height / 512**2
         return 15 + 0.25 * work
+
+
+def image_seed(seed: int, i: int) -> int:
+    """The seed of image i of a batch: seed + i, wrapped into the seed field's range (0 to 2**32 - 1).
+
+    Unwrapped, seed 4294967295 with 4 images listed seeds the seed field refuses, so those
+    images could not be made again alone; torch seeds accept any of these values.
+    """
+    return (seed + i) % 2**32
 
 
 TOKENIZERS = ("tokenizer", "tokenizer_2", "tokenizer_3")
@@ -310,11 +320,11 @@ def output_size(pipe: Any, ref: str, width: int, height: int, limits: Limits) ->
 
 def generate(pipe: Any, values: dict[str, Any], width: int, height: int, seed: int,
              on_step_end: Any) -> list[Any]:
-    """Run the pipeline once for the whole batch; image i gets a generator seeded with seed + i."""
+    """Run the pipeline once for the whole batch; image i gets a generator seeded with seed + i (mod 2**32)."""
     import torch
 
     device = getattr(pipe, "_execution_device", None) or pipe.device
-    generators = [torch.Generator(device=device).manual_seed(seed + i) for i in range(values["num_images"])]
+    generators = [torch.Generator(device=device).manual_seed(image_seed(seed, i)) for i in range(values["num_images"])]
     result = pipe(
         prompt=values["prompt"],
         negative_prompt=values["negative_prompt"] or None,

@@ -137,6 +137,20 @@ def test_batch_image_i_is_remade_alone_with_seed_plus_i(tiny_zoo: Zoo) -> None:
     assert (pixels(gallery[0][0]) != pixels(gallery[1][0])).any()
 
 
+def test_seeds_past_the_top_wrap_and_remake_each_image(tiny_zoo: Zoo) -> None:
+    # Issue 13: seed 4294967295 with 4 images listed seeds up to 4294967298, which the seed field refuses.
+    top = 2**32 - 1
+    batch = make(tiny_zoo, seed=top, num_images=3)
+    assert batch["metadata"]["seeds"] == [top, 0, 1]
+    assert [caption for _, caption in batch["images"]] == [f"seed {top}", "seed 0", "seed 1"]
+    plugin = tiny_zoo.registry.get(TASK)
+    for i, seed in enumerate(batch["metadata"]["seeds"]):
+        image = batch["images"][i][0]
+        assert read_png_metadata(png_bytes(image))["seed"] == seed
+        assert tiny_zoo.check(plugin, {"prompt": "a fox", "seed": seed})["seed"] == seed  # the field takes it back
+        assert (pixels(make(tiny_zoo, seed=seed)["image"]) == pixels(image)).all()  # and it remakes the image
+
+
 def test_seed_minus_one_returns_the_concrete_seed_used(tiny_zoo: Zoo) -> None:
     result = make(tiny_zoo, seed=-1)
     seed = result["seed"]
