@@ -116,6 +116,7 @@ class TextToImage(Plugin):
         pipe = model.model  # shared with every request on this model: read only here
         check_pipeline(pipe, ctx.model_ref)
         width, height = output_size(pipe, ctx.model_ref, values["width"], values["height"], ctx.limits)
+        check_work(width, height, values["steps"], values["num_images"], ctx.limits)  # the sizes are known now
         seed = values["seed"] if values["seed"] >= 0 else random.randrange(2**31)  # Zoo.check already picks one
         steps, count = values["steps"], values["num_images"]
         events: queue.Queue[tuple[str, Any]] = queue.Queue()
@@ -230,6 +231,32 @@ class TextToImage(Plugin):
         width, height = values.get("width") or 1024, values.get("height") or 1024
         work = values.get("steps", 2) * values.get("num_images", 1) * width * height / 512**2
         return 15 + 0.25 * work
+
+
+def image_work(width: int, height: int, steps: int, images: int) -> float:
+    """A request's cost in 512x512 image-steps: an image larger than 512x512 counts (area / 512²)² per step,
+    because self-attention grows with the square of the pixels (a 1024² step costs 16 at 512², not 4)."""
+    area = width * height / 512**2
+    return steps * images * (area if area <= 1 else area**2)
+
+
+def check_work(width: int, height: int, steps: int, images: int, limits: Limits) -> None:
+    """Refuse a request that would hold the tab for minutes on this server (ZOO_MAX_IMAGE_WORK)."""
+    work = image_work(width, height, steps, images)
+    if work > limits.max_image_work:
+        budget = limits.max_image_work
+        raise InvalidInput("steps", steps, f"with {images} image(s) at {width}x{height} is {work:.3g} 512x512 "
+                           f"image-steps, over this server's budget of {budget:g} (ZOO_MAX_IMAGE_WORK)",
+                           f"use fewer steps or images, or a smaller size (e.g. {_fits(width, height, images, budget)});"
+                           " the operator can raise ZOO_MAX_IMAGE_WORK")
+
+
+def _fits(width: int, height: int, images: int, budget: float) -> str:
+    """A suggestion within the budget: the most steps at this size, or else the native 512x512."""
+    steps = int(budget // image_work(width, height, 1, images)) if image_work(width, height, 1, images) else 0
+    if steps >= 1:
+        return f"{steps} step(s) at {width}x{height}"
+    return f"{max(1, int(budget // images))} step(s) at 512x512" if budget >= images else "1 image at 512x512"
 
 
 def image_seed(seed: int, i: int) -> int:

@@ -35,7 +35,7 @@ def server(model_cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     tmp = tmp_path_factory.mktemp("app-tmp")
     env = {"HF_HUB_OFFLINE": "1", "ZOO_TINY": "1", "ZOO_CACHE_DIR": str(model_cache_dir), "ZOO_PLUGINS": PLUGINS,
            "TMPDIR": str(tmp), "GRADIO_TEMP_DIR": str(tmp / "gradio"), "ZOO_THREADS": "1",
-           "ZOO_OUTPUT_TTL": str(TTL)}
+           "ZOO_OUTPUT_TTL": str(TTL), "ZOO_MAX_IMAGE_WORK": "1000"}  # the freeze test needs a long job
     app = start_app(env, tmp_path_factory.mktemp("app-log") / "app.log")
     app.tmp = tmp  # type: ignore[attr-defined]
     yield app

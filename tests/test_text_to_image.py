@@ -137,6 +137,25 @@ def test_batch_image_i_is_remade_alone_with_seed_plus_i(tiny_zoo: Zoo) -> None:
     assert (pixels(gallery[0][0]) != pixels(gallery[1][0])).any()
 
 
+def test_work_budget_refuses_requests_that_would_hold_the_tab_for_minutes(tiny_zoo: Zoo, settings) -> None:
+    from plugins.text_to_image import image_work
+
+    assert image_work(512, 512, 4, 3) == 12 and image_work(1024, 1024, 1, 1) == 16 and image_work(64, 64, 8, 1) == 0.125
+    # Issue 13: 1024x1024 at 2 steps took 511 s on a CPU; by default it is refused, naming the values and the fix.
+    with pytest.raises(InvalidInput) as err:
+        make(tiny_zoo, width=1024, height=1024, steps=2)
+    message = str(err.value)
+    assert "1024x1024 is 32 512x512 image-steps, over this server's budget of 12 (ZOO_MAX_IMAGE_WORK)" in message
+    assert "12 step(s) at 512x512" in message and "raise ZOO_MAX_IMAGE_WORK" in message
+    with pytest.raises(InvalidInput, match=r"4 image\(s\) at 512x512 is 16 .*e\.g\. 3 step\(s\) at 512x512"):
+        make(tiny_zoo, width=512, height=512, steps=4, num_images=4)
+    # The operator can raise it (checked alone: a 1024x1024 step takes minutes on a small CPU).
+    from plugins.text_to_image import check_work
+
+    check_work(1024, 1024, 2, 1, Zoo(settings.replace(tiny=True, max_image_work=32)).limits)
+    assert make(tiny_zoo, width=512, height=512, steps=1, num_images=1)["image"].size == (512, 512)  # 1 of 12
+
+
 def test_seeds_past_the_top_wrap_and_remake_each_image(tiny_zoo: Zoo) -> None:
     # Issue 13: seed 4294967295 with 4 images listed seeds up to 4294967298, which the seed field refuses.
     top = 2**32 - 1
