@@ -161,8 +161,9 @@ def test_image_classification_reads_a_file_and_refuses_non_images(tiny_zoo: Zoo,
     assert len(tiny_zoo.run("image-classification", image=str(png), top_k=2)["labels"]) == 2
     text = tmp_path / "not-an-image.png"
     text.write_text("hello")
-    with pytest.raises(InvalidInput, match="cannot be read as an image"):
+    with pytest.raises(InvalidInput, match="cannot be read as an image") as err:
         tiny_zoo.run("image-classification", image=str(text))
+    assert "not-an-image.png" in str(err.value) and str(tmp_path) not in str(err.value)  # never a server path
     with pytest.raises(InvalidInput, match="must be an image"):
         tiny_zoo.run("image-classification", image=None)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -157,7 +158,8 @@ def as_rgb(value: Any, name: str = "image", max_side: int | None = None, oversiz
         raise
     except (OSError, UnidentifiedImageError, PILImage.DecompressionBombError, TypeError, ValueError) as exc:
         shown = Path(value).name if is_path else type(value).__name__  # never a server path
-        raise InvalidInput(name, shown, f"cannot be read as an image ({type(exc).__name__})",
+        why = str(exc).replace(os.fspath(value), shown) if is_path else str(exc)
+        raise InvalidInput(name, shown, f"cannot be read as an image ({why})",
                            "upload a PNG, JPEG or WebP picture") from None
     if image.width < 1 or image.height < 1:
         raise InvalidInput(name, f"{image.width}x{image.height}", "must have at least one pixel",
