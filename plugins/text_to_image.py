@@ -8,7 +8,9 @@ saves `gr.Image(format="png")` outputs, so API clients receive it in the file.
 
 The pipeline runs in a worker thread while `stream` reports each denoising step
 (progress plus a rough preview made from the latents); that keeps the generator
-responsive, so Stop and client disconnects end the run at the next step.
+responsive, so Stop and client disconnects end the run at the next step. Closing the
+generator only signals the worker, never waits for it: gradio closes a dropped client's
+generator on the server's event loop.
 """
 
 from __future__ import annotations
@@ -72,7 +74,8 @@ class TextToImage(Plugin):
         Float("guidance_scale", 0.0, 0.0, 20.0, step=0.5,
               info="How strictly to follow the prompt: 0 for turbo models, 5-8 for others"),
         Seed(),
-        Int("num_images", 1, 1, 4, label="Number of images", info="Image i uses seed + i"),
+        Int("num_images", 1, 1, 4, label="Number of images",
+            info="Image i uses seed + i (past 4294967295 it wraps to 0)"),
     )
     outputs = (
         Image("image", label="Image"),
@@ -113,6 +116,7 @@ class TextToImage(Plugin):
         pipe = model.model  # shared with every request on this model: read only here
         check_pipeline(pipe, ctx.model_ref)
         width, height = output_size(pipe, ctx.model_ref, values["width"], values["height"], ctx.limits)
+        check_work(width, height, values["steps"], values["num_images"], ctx.limits)  # the sizes are known now
         seed = values["seed"] if values["seed"] >= 0 else random.randrange(2**31)  # Zoo.check already picks one
         steps, count = values["steps"], values["num_images"]
         events: queue.Queue[tuple[str, Any]] = queue.Queue()
@@ -135,8 +139,7 @@ class TextToImage(Plugin):
             except BaseException as exc:  # handed to the generator, which re-raises it
                 events.put(("error", exc))
 
-        worker = threading.Thread(target=work, name="zoo-text-to-image", daemon=True)
-        worker.start()
+        ctx.start_worker(work, name="zoo-text-to-image")  # keeps the model pinned until the worker ends
         try:
             while True:
                 kind, payload = events.get()
@@ -151,8 +154,9 @@ class TextToImage(Plugin):
                 yield {"image": latent_preview(latents, width, height), "images": None, "seed": seed,
                        "metadata": None}
         finally:
+            # Never join here: a dropped client's generator is closed on the server's event loop.
+            # The worker stops at its next step, and the runner unpins the model when it ends.
             stop.set()
-            worker.join()  # the worker stops at its next step; the model stays pinned until then
 
         from zoo.media import attach_png_metadata
 
@@ -174,10 +178,10 @@ class TextToImage(Plugin):
             common.update(tiny_random_weights=True, note=TINY_NOTE)
         for i, image in enumerate(images):
             # Each PNG holds the seed that remakes it alone (num_images=1).
-            attach_png_metadata(image, {**common, "seed": seed + i})
-        gallery = [(image, f"seed {seed + i}") for i, image in enumerate(images)] if count > 1 else None
+            attach_png_metadata(image, {**common, "seed": image_seed(seed, i)})
+        gallery = [(image, f"seed {image_seed(seed, i)}") for i, image in enumerate(images)] if count > 1 else None
         yield {"image": images[0], "images": gallery, "seed": seed,
-               "metadata": {**common, "seeds": [seed + i for i in range(count)]}}
+               "metadata": {**common, "seeds": [image_seed(seed, i) for i in range(count)]}}
 
     def _remote(self, remote: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         """Images from a remote engine's text-to-image API: image i is asked for alone with seed + i, as here."""
@@ -190,19 +194,19 @@ class TextToImage(Plugin):
             image = remote.call("text_to_image", values["prompt"], negative_prompt=values["negative_prompt"] or None,
                                 width=values["width"] or None, height=values["height"] or None,
                                 num_inference_steps=values["steps"], guidance_scale=values["guidance_scale"],
-                                seed=seed + i)
+                                seed=image_seed(seed, i))
             image.load()
             # Keep what the engine says about the image (another zoo sends its metadata), and say where it ran.
             made = read_png_metadata(image) or {
                 "prompt": values["prompt"], "negative_prompt": values["negative_prompt"], "steps": values["steps"],
                 "guidance_scale": values["guidance_scale"], "width": image.width, "height": image.height}
-            made.update(seed=seed + i, model=ctx.model_ref, endpoint=remote.label, zoo_version=__version__)
+            made.update(seed=image_seed(seed, i), model=ctx.model_ref, endpoint=remote.label, zoo_version=__version__)
             attach_png_metadata(image, made)
             images.append(image)
             metadata.append(made)
-        gallery = [(image, f"seed {seed + i}") for i, image in enumerate(images)] if count > 1 else None
+        gallery = [(image, f"seed {image_seed(seed, i)}") for i, image in enumerate(images)] if count > 1 else None
         return {"image": images[0], "images": gallery, "seed": seed,
-                "metadata": {**metadata[0], "seed": seed, "seeds": [seed + i for i in range(count)]}}
+                "metadata": {**metadata[0], "seed": seed, "seeds": [image_seed(seed, i) for i in range(count)]}}
 
     def from_endpoint(self, inputs: Any, parameters: dict[str, Any]) -> dict[str, Any]:
         """{"inputs": prompt, "parameters": {negative_prompt, width, height, num_inference_steps, guidance_scale,
@@ -227,6 +231,41 @@ class TextToImage(Plugin):
         width, height = values.get("width") or 1024, values.get("height") or 1024
         work = values.get("steps", 2) * values.get("num_images", 1) * width * height / 512**2
         return 15 + 0.25 * work
+
+
+def image_work(width: int, height: int, steps: int, images: int) -> float:
+    """A request's cost in 512x512 image-steps: an image larger than 512x512 counts (area / 512²)² per step,
+    because self-attention grows with the square of the pixels (a 1024² step costs 16 at 512², not 4)."""
+    area = width * height / 512**2
+    return steps * images * (area if area <= 1 else area**2)
+
+
+def check_work(width: int, height: int, steps: int, images: int, limits: Limits) -> None:
+    """Refuse a request that would hold the tab for minutes on this server (ZOO_MAX_IMAGE_WORK)."""
+    work = image_work(width, height, steps, images)
+    if work > limits.max_image_work:
+        budget = limits.max_image_work
+        raise InvalidInput("steps", steps, f"with {images} image(s) at {width}x{height} is {work:.3g} 512x512 "
+                           f"image-steps, over this server's budget of {budget:g} (ZOO_MAX_IMAGE_WORK)",
+                           f"use fewer steps or images, or a smaller size (e.g. {_fits(width, height, images, budget)});"
+                           " the operator can raise ZOO_MAX_IMAGE_WORK")
+
+
+def _fits(width: int, height: int, images: int, budget: float) -> str:
+    """A suggestion within the budget: the most steps at this size, or else the native 512x512."""
+    steps = int(budget // image_work(width, height, 1, images)) if image_work(width, height, 1, images) else 0
+    if steps >= 1:
+        return f"{steps} step(s) at {width}x{height}"
+    return f"{max(1, int(budget // images))} step(s) at 512x512" if budget >= images else "1 image at 512x512"
+
+
+def image_seed(seed: int, i: int) -> int:
+    """The seed of image i of a batch: seed + i, wrapped into the seed field's range (0 to 2**32 - 1).
+
+    Unwrapped, seed 4294967295 with 4 images listed seeds the seed field refuses, so those
+    images could not be made again alone; torch seeds accept any of these values.
+    """
+    return (seed + i) % 2**32
 
 
 TOKENIZERS = ("tokenizer", "tokenizer_2", "tokenizer_3")
@@ -308,11 +347,11 @@ def output_size(pipe: Any, ref: str, width: int, height: int, limits: Limits) ->
 
 def generate(pipe: Any, values: dict[str, Any], width: int, height: int, seed: int,
              on_step_end: Any) -> list[Any]:
-    """Run the pipeline once for the whole batch; image i gets a generator seeded with seed + i."""
+    """Run the pipeline once for the whole batch; image i gets a generator seeded with seed + i (mod 2**32)."""
     import torch
 
     device = getattr(pipe, "_execution_device", None) or pipe.device
-    generators = [torch.Generator(device=device).manual_seed(seed + i) for i in range(values["num_images"])]
+    generators = [torch.Generator(device=device).manual_seed(image_seed(seed, i)) for i in range(values["num_images"])]
     result = pipe(
         prompt=values["prompt"],
         negative_prompt=values["negative_prompt"] or None,

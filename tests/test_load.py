@@ -392,14 +392,33 @@ def test_identical_image_outputs_are_written_once(tmp_path: Path) -> None:
     from zoo.ui import image_file
 
     first = attach_png_metadata(Image.new("RGB", (8, 8), "red"), {"seed": 1})
-    path = Path(image_file(first))
+    path = Path(image_file(first, tmp_path))
     stat = path.stat()
     time.sleep(0.01)
-    again = Path(image_file(attach_png_metadata(Image.new("RGB", (8, 8), "red"), {"seed": 1})))
+    again = Path(image_file(attach_png_metadata(Image.new("RGB", (8, 8), "red"), {"seed": 1}), tmp_path))
     assert again == path and path.stat().st_mtime_ns == stat.st_mtime_ns and path.stat().st_ino == stat.st_ino
     assert read_png_metadata(path) == {"seed": 1} and path.name == "image.png"
-    other = Path(image_file(attach_png_metadata(Image.new("RGB", (8, 8), "red"), {"seed": 2})))
+    other = Path(image_file(attach_png_metadata(Image.new("RGB", (8, 8), "red"), {"seed": 2}), tmp_path))
+    assert path.parent.parent == tmp_path / "images"
     assert other != path  # the metadata is part of the content
+
+
+def test_old_outputs_and_uploads_are_swept_and_kept_files_stay(tmp_path: Path) -> None:
+    import os
+
+    from zoo.ui import sweep_outputs
+
+    old, new, kept = tmp_path / "zoo/images/aa/image.png", tmp_path / "bb" / "cat.png", tmp_path / "cc" / "picture.png"
+    for path in (old, new, kept):
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"png")
+    now = time.time()
+    deleted = sweep_outputs(tmp_path, 60, keep={str(kept)}, now=now + 61)  # all three are 61 s old
+    assert sorted(deleted) == sorted([str(old), str(new)])
+    assert kept.exists() and not old.exists() and not new.exists()
+    assert not (tmp_path / "bb").exists() and not (tmp_path / "zoo/images/aa").exists()  # emptied: removed
+    assert sweep_outputs(tmp_path, 60, now=now + 30) == []  # younger than the age: kept
+    assert kept.exists()
 
 
 # --------------------------------------------------------------------------- memory

@@ -51,6 +51,51 @@ def test_stop_ends_generation_early(tiny_zoo: Zoo) -> None:
     assert 3 <= len(seen) < 20
 
 
+def test_closing_a_transformers_stream_returns_before_generation_ends(tiny_zoo: Zoo, monkeypatch) -> None:
+    # Gradio closes a dropped client's generator on its event loop: close() must not wait for a token.
+    import threading
+    import time
+
+    from transformers import TextIteratorStreamer
+
+    from zoo.models.lm import GenerationParams
+
+    # The tiny model's random tokens seldom make a space, and the streamer passes on whole words only.
+    monkeypatch.setattr(TextIteratorStreamer, "_is_chinese_char", lambda self, cp: True)
+
+    lm = tiny_zoo.models.load("tiny:causal-lm", "causal-lm").model
+    hold, inside, gate = threading.Event(), threading.Event(), threading.Event()
+    forward = lm.model.forward
+    seen: list[int] = []
+
+    def slow_forward(*args, **kwargs):  # once `hold` is set, the next forward pass hangs until the gate opens
+        if hold.is_set():
+            seen.append(1)
+            inside.set()
+            gate.wait(30)
+        return forward(*args, **kwargs)
+
+    lm.model.forward = slow_forward
+    try:
+        pieces = lm.stream("Once upon a time", GenerationParams(max_new_tokens=50, temperature=0), templated=False)
+        next(pieces)
+        hold.set()
+        assert inside.wait(10)  # generate() is now inside the hanging forward pass
+        started = time.perf_counter()
+        pieces.close()
+        assert time.perf_counter() - started < 0.1
+        assert lm._generate_lock.locked()  # the worker still holds the model
+        gate.set()
+        assert lm._generate_lock.acquire(timeout=10)  # ...and lets go at its next token
+        lm._generate_lock.release()
+        assert len(seen) <= 2  # it stopped at the next token
+        # The next request runs as usual.
+        assert "".join(lm.stream("Hello", GenerationParams(max_new_tokens=4, temperature=0), templated=False))
+    finally:
+        gate.set()
+        del lm.model.forward
+
+
 def test_tiny_model_is_labelled(tiny_zoo: Zoo) -> None:
     from zoo.ui import model_note
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Callable
 from pathlib import Path
 
 import pytest
@@ -35,11 +36,20 @@ def make(zoo: Zoo, ctx: RunContext | None = None, **values):
     return zoo.run(TASK, ctx=ctx, **values)
 
 
-def unet_calls(zoo: Zoo) -> tuple[list[int], object]:
-    """Count UNet forward passes of the shared tiny pipeline (one per denoising step at guidance 0)."""
+def unet_calls(zoo: Zoo, hook: Callable[[list[int]], object] | None = None) -> tuple[list[int], object]:
+    """Count UNet forward passes of the shared tiny pipeline (one per denoising step at guidance 0).
+
+    `hook(calls)` runs at the end of each pass, before it is counted (a test can hold a step there).
+    """
     pipe = zoo.models.load(TINY, "text-to-image").model
     calls: list[int] = []
-    handle = pipe.unet.register_forward_hook(lambda *_: calls.append(1))
+
+    def count(*_: object) -> None:
+        if hook is not None:
+            hook(calls)
+        calls.append(1)
+
+    handle = pipe.unet.register_forward_hook(count)
     return calls, handle
 
 
@@ -125,6 +135,39 @@ def test_batch_image_i_is_remade_alone_with_seed_plus_i(tiny_zoo: Zoo) -> None:
     alone = make(tiny_zoo, seed=22)["image"]
     assert (pixels(alone) == pixels(gallery[2][0])).all()
     assert (pixels(gallery[0][0]) != pixels(gallery[1][0])).any()
+
+
+def test_work_budget_refuses_requests_that_would_hold_the_tab_for_minutes(tiny_zoo: Zoo, settings) -> None:
+    from plugins.text_to_image import image_work
+
+    assert image_work(512, 512, 4, 3) == 12 and image_work(1024, 1024, 1, 1) == 16 and image_work(64, 64, 8, 1) == 0.125
+    # Issue 13: 1024x1024 at 2 steps took 511 s on a CPU; by default it is refused, naming the values and the fix.
+    with pytest.raises(InvalidInput) as err:
+        make(tiny_zoo, width=1024, height=1024, steps=2)
+    message = str(err.value)
+    assert "1024x1024 is 32 512x512 image-steps, over this server's budget of 12 (ZOO_MAX_IMAGE_WORK)" in message
+    assert "12 step(s) at 512x512" in message and "raise ZOO_MAX_IMAGE_WORK" in message
+    with pytest.raises(InvalidInput, match=r"4 image\(s\) at 512x512 is 16 .*e\.g\. 3 step\(s\) at 512x512"):
+        make(tiny_zoo, width=512, height=512, steps=4, num_images=4)
+    # The operator can raise it (checked alone: a 1024x1024 step takes minutes on a small CPU).
+    from plugins.text_to_image import check_work
+
+    check_work(1024, 1024, 2, 1, Zoo(settings.replace(tiny=True, max_image_work=32)).limits)
+    assert make(tiny_zoo, width=512, height=512, steps=1, num_images=1)["image"].size == (512, 512)  # 1 of 12
+
+
+def test_seeds_past_the_top_wrap_and_remake_each_image(tiny_zoo: Zoo) -> None:
+    # Issue 13: seed 4294967295 with 4 images listed seeds up to 4294967298, which the seed field refuses.
+    top = 2**32 - 1
+    batch = make(tiny_zoo, seed=top, num_images=3)
+    assert batch["metadata"]["seeds"] == [top, 0, 1]
+    assert [caption for _, caption in batch["images"]] == [f"seed {top}", "seed 0", "seed 1"]
+    plugin = tiny_zoo.registry.get(TASK)
+    for i, seed in enumerate(batch["metadata"]["seeds"]):
+        image = batch["images"][i][0]
+        assert read_png_metadata(png_bytes(image))["seed"] == seed
+        assert tiny_zoo.check(plugin, {"prompt": "a fox", "seed": seed})["seed"] == seed  # the field takes it back
+        assert (pixels(make(tiny_zoo, seed=seed)["image"]) == pixels(image)).all()  # and it remakes the image
 
 
 def test_seed_minus_one_returns_the_concrete_seed_used(tiny_zoo: Zoo) -> None:
@@ -291,14 +334,50 @@ def test_closing_the_stream_stops_the_worker(tiny_zoo: Zoo) -> None:
         stream = tiny_zoo.stream(TASK, {"prompt": "a dog", "width": 64, "height": 64, "steps": 20, "seed": 1})
         first = next(stream)
         assert first["metadata"] is None
+        started = time.perf_counter()
         stream.close()
+        closing = time.perf_counter() - started
         done = len(calls)
+        # close() only signals: gradio calls it on the server's event loop, which must never wait for work.
+        worker = next((t for t in threading.enumerate() if t.name == "zoo-text-to-image"), None)
+        if worker is not None:
+            worker.join(30)
         time.sleep(0.3)
-        assert len(calls) == done  # nothing runs on after close() returned
+        assert len(calls) <= done + 1  # the worker stops at its next step
     finally:
         handle.remove()
+    assert closing < 0.1, f"close() took {closing:.2f}s"
     assert done < 20
-    assert not [t for t in threading.enumerate() if t.name == "zoo-text-to-image"]
+    assert not [t for t in threading.enumerate() if t.name in ("zoo-text-to-image", "zoo-unpin")]
+    assert pinned(tiny_zoo) == [0]  # unpinned once the worker ended
+
+
+def pinned(zoo: Zoo) -> list[int]:
+    """How many requests pin each loaded model."""
+    return [zoo.models.cache.entry(key).refs for key in zoo.models.cache.keys()]
+
+
+def test_closing_a_stream_on_a_slow_step_returns_at_once(tiny_zoo: Zoo) -> None:
+    # Issue 13: the generator's close ran worker.join() on gradio's event loop and froze the server for a step.
+    gate = threading.Event()
+    calls, handle = unet_calls(tiny_zoo, hook=lambda calls: gate.wait(30) if len(calls) == 1 else None)
+    try:
+        stream = tiny_zoo.stream(TASK, {"prompt": "a dog", "width": 64, "height": 64, "steps": 5, "seed": 1})
+        next(stream)  # step 1 is done; step 2 now hangs in the UNet until the gate opens
+        started = time.perf_counter()
+        stream.close()
+        assert time.perf_counter() - started < 0.1
+        assert pinned(tiny_zoo) == [1]  # the model stays pinned while the worker is inside a step
+        gate.set()
+        for _ in range(300):
+            if pinned(tiny_zoo) == [0]:
+                break
+            time.sleep(0.05)
+        assert pinned(tiny_zoo) == [0]
+        assert len(calls) == 2  # the hanging step finished, and no third began
+    finally:
+        gate.set()
+        handle.remove()
 
 
 def test_concurrent_requests_on_one_pipeline_match_sequential_ones(settings) -> None:

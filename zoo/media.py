@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -117,8 +118,18 @@ def read_png_metadata(source: "str | Path | bytes | Image.Image", key: str = PNG
     return value
 
 
-def as_rgb(value: Any, name: str = "image") -> Any:
-    """A PIL RGB image from what a caller sent: a PIL image, a file path, or a numpy array."""
+#: Most pixels decoded to downscale an oversized input (ZOO_IMAGE_OVERSIZE=downscale): about 150 MB as RGB.
+#: PNG and WebP cannot be decoded at a reduced size, so anything larger is refused even then.
+DOWNSCALE_MAX_PIXELS = 50_000_000
+
+
+def as_rgb(value: Any, name: str = "image", max_side: int | None = None, oversize: str = "refuse") -> Any:
+    """A PIL RGB image from what a caller sent: a PIL image, a file path, or a numpy array.
+
+    With `max_side`, a file's size is read from its header before any pixel is decoded (a
+    420 KB PNG can declare 12000x12000, 430 MB as RGB and gigabytes while decoding): larger
+    images are refused, or with `oversize="downscale"` shrunk to fit.
+    """
     from PIL import Image as PILImage
     from PIL import UnidentifiedImageError
 
@@ -129,18 +140,49 @@ def as_rgb(value: Any, name: str = "image") -> Any:
         raise InvalidInput(name, type(value).__name__, "must be an image", "upload a PNG, JPEG or WebP picture")
     try:
         if isinstance(value, PILImage.Image):
-            image = value
+            image = _fit(value, name, value.width, value.height, max_side, oversize)
         elif is_path:
-            with PILImage.open(value) as opened:
-                image = opened.copy()
+            with PILImage.open(value) as opened:  # reads the header only
+                _fit(None, name, opened.width, opened.height, max_side, oversize)
+                if max_side and max(opened.size) > max_side and opened.format == "JPEG":
+                    opened.draft("RGB", (max_side, max_side))  # JPEG decodes at 1/2, 1/4 or 1/8 size
+                image = _fit(opened.copy(), name, opened.width, opened.height, max_side, oversize)
         else:
             import numpy as np
 
-            image = PILImage.fromarray(np.asarray(value))
+            array = np.asarray(value)
+            if array.ndim >= 2:
+                _fit(None, name, array.shape[1], array.shape[0], max_side, oversize)
+            image = _fit(PILImage.fromarray(array), name, 0, 0, max_side, oversize)
+    except InvalidInput:
+        raise
     except (OSError, UnidentifiedImageError, PILImage.DecompressionBombError, TypeError, ValueError) as exc:
-        raise InvalidInput(name, str(value)[:80], f"cannot be read as an image ({exc})",
+        shown = Path(value).name if is_path else type(value).__name__  # never a server path
+        why = str(exc).replace(os.fspath(value), shown) if is_path else str(exc)
+        raise InvalidInput(name, shown, f"cannot be read as an image ({why})",
                            "upload a PNG, JPEG or WebP picture") from None
     if image.width < 1 or image.height < 1:
         raise InvalidInput(name, f"{image.width}x{image.height}", "must have at least one pixel",
                            "upload a real picture")
     return image.convert("RGB")
+
+
+def _fit(image: Any, name: str, width: int, height: int, max_side: int | None, oversize: str) -> Any:
+    """Check a declared size against `max_side` (refuse, or shrink `image` when given and allowed)."""
+    if image is not None:
+        width, height = max(width, image.width), max(height, image.height)
+    if not max_side or max(width, height) <= max_side:
+        return image
+    if oversize != "downscale":
+        raise InvalidInput(name, f"{width}x{height}", f"is larger than {max_side} pixels on a side "
+                           "(ZOO_MAX_IMAGE_SIDE)", f"resize it to at most {max_side}x{max_side}; the operator can "
+                           "raise ZOO_MAX_IMAGE_SIDE or set ZOO_IMAGE_OVERSIZE=downscale")
+    if width * height > DOWNSCALE_MAX_PIXELS:
+        raise InvalidInput(name, f"{width}x{height}", f"is {width * height / 1e6:.0f} megapixels, more than the "
+                           f"{DOWNSCALE_MAX_PIXELS / 1e6:.0f} this server decodes to downscale",
+                           f"resize it to at most {max_side}x{max_side} before sending it")
+    if image is None:
+        return None
+    scale = max_side / max(image.width, image.height)  # keeps the aspect ratio; the long side becomes max_side
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, resample=3)  # bicubic, on a copy: a caller's own image is never changed

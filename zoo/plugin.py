@@ -163,7 +163,8 @@ class Image(Field):
     def check(self, value: Any, limits: "Limits") -> Any:
         from zoo.media import as_rgb  # PIL only when an image actually arrives
 
-        return as_rgb(value, self.name)
+        # The size is checked from the file's header, before decoding: ZOO_MAX_IMAGE_SIDE, ZOO_IMAGE_OVERSIZE.
+        return as_rgb(value, self.name, max_side=limits.max_image_side, oversize=limits.image_oversize)
 
 
 @dataclass(frozen=True)
@@ -257,6 +258,8 @@ class Limits:
     max_audio_seconds: float = 600.0
     max_image_side: int = 1024
     max_steps: int = 50
+    max_image_work: float = 12.0
+    image_oversize: str = "refuse"
 
     @classmethod
     def from_settings(cls, settings: Any) -> "Limits":
@@ -278,6 +281,9 @@ class RunContext:
     model_revision: str | None = None
     is_tiny: bool = False
     temp_dir: str | None = None
+    _workers: int = field(default=0, repr=False)
+    _after_work: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    _work_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def progress(self, fraction: float | None, desc: str = "") -> None:
         """Report progress (0..1, or None for 'busy'); raises Cancelled if the user stopped."""
@@ -294,6 +300,40 @@ class RunContext:
         """Stop work promptly when cancelled."""
         if self.cancel_event.is_set():
             raise Cancelled("The request was stopped.")
+
+    def start_worker(self, target: Callable[[], None], name: str) -> threading.Thread:
+        """Run `target` in a daemon thread; the request's model stays pinned until it returns.
+
+        A generator that hands its work to a thread must never join it when it is closed:
+        gradio closes a dropped request's iterator on the server's event loop, so a join
+        there freezes every client until the work ends. Close signals, the thread stops at
+        its next step, and the runner's release waits for it here (see `when_idle`).
+        """
+        with self._work_lock:
+            self._workers += 1
+
+        def body() -> None:
+            try:
+                target()
+            finally:
+                with self._work_lock:
+                    self._workers -= 1
+                    done, self._after_work = (self._after_work, []) if self._workers == 0 else ([], self._after_work)
+                for callback in done:
+                    callback()
+
+        thread = threading.Thread(target=body, name=name, daemon=True)
+        thread.start()
+        return thread
+
+    def when_idle(self, callback: Callable[[], None]) -> bool:
+        """Call `callback` once no worker from `start_worker` runs; True if that was now, False if deferred."""
+        with self._work_lock:
+            if self._workers:
+                self._after_work.append(callback)
+                return False
+        callback()
+        return True
 
 
 # --------------------------------------------------------------------------- the contract

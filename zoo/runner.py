@@ -10,6 +10,8 @@ from __future__ import annotations
 import fnmatch
 import logging
 import random
+import threading
+from contextlib import ExitStack
 from typing import Any, Iterator, Mapping
 
 from zoo.errors import InvalidInput, ModelNotAllowed
@@ -151,7 +153,10 @@ class Zoo:
         if ctx.on_progress:  # finding the files may mean a download: say so before it starts
             ctx.on_progress(None, f"Finding {ref}")
         self.check_kind(plugin, ref, kind)
-        with self.models.use(ref, kind, progress=ctx.on_progress) as loaded:
+        pin = ExitStack()
+        closed = False
+        try:
+            loaded = pin.enter_context(self.models.use(ref, kind, progress=ctx.on_progress))
             ctx.model_ref = ref
             ctx.model_revision = loaded.resolved.ref.revision
             ctx.is_tiny = loaded.is_tiny
@@ -160,6 +165,17 @@ class Zoo:
                 yield from plugin.stream(loaded, checked, ctx)
             else:
                 yield plugin.run(loaded, checked, ctx)
+        except GeneratorExit:
+            closed = True
+            raise
+        finally:
+            # The pin (and the model's concurrency slot) lasts as long as the plugin's worker threads.
+            # A closed generator is closed on gradio's event loop: unpinning may evict a model (gc),
+            # so it happens on a thread of its own, never there.
+            if closed:
+                ctx.when_idle(lambda: threading.Thread(target=pin.close, name="zoo-unpin", daemon=True).start())
+            else:
+                ctx.when_idle(pin.close)
 
     def run(self, task: str, /, ctx: RunContext | None = None, **values: Any) -> dict[str, Any]:
         """Run a plugin to completion and return its outputs."""

@@ -98,8 +98,12 @@ class Settings:
     max_file_size: int = 50_000_000
     max_image_side: int = 1024
     max_steps: int = 50
+    max_image_work: float = 12.0
+    image_oversize: str = "refuse"
     max_concurrency_per_model: int = 1
     max_queue: int = 64
+    max_sessions: int = 100
+    output_ttl: float = 3600.0
     server_name: str = "127.0.0.1"
     server_port: int = 7860
 
@@ -202,6 +206,34 @@ def _count(name: str, raw: str) -> int:
     return value
 
 
+def _positive(name: str, raw: str) -> int:
+    value = _int(name, raw)
+    if value < 1:
+        raise InvalidInput(name, raw, "must be 1 or more")
+    return value
+
+
+def _positive_float(name: str, raw: str) -> float:
+    value = _float(name, raw)
+    if not value > 0:
+        raise InvalidInput(name, raw, "must be a number above 0")
+    return value
+
+
+def _nonnegative_float(name: str, raw: str) -> float:
+    value = _float(name, raw)
+    if not value >= 0:
+        raise InvalidInput(name, raw, "must be 0 or more")
+    return value
+
+
+def _oversize(name: str, raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in {"refuse", "downscale"}:
+        raise InvalidInput(name, raw, "must be refuse or downscale")
+    return value
+
+
 _REMOTE_TARGET = re.compile(r"^(https?://[^\s/]+\S*|(?:[a-z0-9-]+:)?[A-Za-z0-9][\w.-]*/[\w.-]+)$")
 
 
@@ -269,8 +301,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_file_size", "ZOO_MAX_FILE_SIZE", "Largest upload. Default 50MB.", parse_size),
     Setting("max_image_side", "ZOO_MAX_IMAGE_SIDE", "Largest image width/height. Default 1024.", _int),
     Setting("max_steps", "ZOO_MAX_STEPS", "Most diffusion steps. Default 50.", _int),
+    Setting("max_image_work", "ZOO_MAX_IMAGE_WORK", "Most work one text-to-image request may ask for, in 512x512 image-steps: steps x images, an image over 512x512 counting (area/512²)² (attention grows with the square of the pixels). Default 12 (e.g. 4 steps x 3 images at 512², 2 steps at 768²), which keeps a CPU request under a minute or two; raise it on a GPU.", _positive_float),
+    Setting("image_oversize", "ZOO_IMAGE_OVERSIZE", "What to do with an input image wider or taller than ZOO_MAX_IMAGE_SIDE: refuse (default) or downscale. Either way its size is read from the file's header before anything is decoded.", _oversize),
     Setting("max_concurrency_per_model", "ZOO_CONCURRENCY", "Requests one model serves at once. Default 1.", _int),
     Setting("max_queue", "ZOO_MAX_QUEUE", "Requests waiting per tab before 'queue full'. Default 64.", _int),
+    Setting("max_sessions", "ZOO_MAX_SESSIONS", "Sessions whose server-side state gradio keeps; every REST call is a session of its own, so this caps the memory they hold (about 0.5 MB each with every tab). The oldest go first. Default 100.", _positive),
+    Setting("output_ttl", "ZOO_OUTPUT_TTL", "Seconds outputs (images, speech, subtitles) and uploads stay on disk after they were last handed out; 0 = until the server stops. Default 3600.", _nonnegative_float),
     Setting("server_name", "GRADIO_SERVER_NAME", "Address to listen on. Default 127.0.0.1.", _str, "--host"),
     Setting("server_port", "GRADIO_SERVER_PORT", "Port to listen on. Default 7860.", _int, "--port"),
 )

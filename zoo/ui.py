@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Collection, Iterator, Sequence
 
 from zoo import plugin as P
 from zoo.errors import Cancelled, ZooError, redact_paths
@@ -92,7 +92,9 @@ def component(field: P.Field, limits: P.Limits, *, output: bool = False, render:
     if isinstance(field, P.Image):
         if output:  # a fixed frame: a small image (the tiny pipeline paints 64 px) would leave a thin strip
             return gr.Image(type="pil", format="png", height=320, **common)
-        return gr.Image(type="pil", format="png", **common)
+        # A path, not a decoded picture: the zoo reads the size from the header and refuses (or shrinks)
+        # an oversized image before decoding it; with type="pil" gradio would decode it first, whatever its size.
+        return gr.Image(type="filepath", image_mode=None, format="png", **common)
     if isinstance(field, P.Audio):
         if output:
             return gr.Audio(type="filepath", **common)
@@ -247,8 +249,8 @@ def sample_examples(plugin: P.Plugin) -> list[dict[str, Any]]:
     return [values] if values else []
 
 
-def _output_value(field: P.Field, value: Any) -> Any:
-    """Adapt a plugin output to what its component displays."""
+def _output_value(field: P.Field, value: Any, folder: Path | None = None) -> Any:
+    """Adapt a plugin output to what its component displays (images become PNG files in `folder`)."""
     if value is None:
         return None
     if isinstance(field, P.Table):
@@ -256,10 +258,10 @@ def _output_value(field: P.Field, value: Any) -> Any:
     if isinstance(field, P.Highlight):
         return [(text, label) for text, label in value]
     if isinstance(field, P.Image) and _is_pil(value):
-        return image_file(value)
+        return image_file(value, folder)
     if isinstance(field, P.Gallery) and isinstance(value, (list, tuple)):
-        return [(image_file(v[0]), *v[1:]) if isinstance(v, tuple) and _is_pil(v[0])
-                else image_file(v) if _is_pil(v) else v for v in value]
+        return [(image_file(v[0], folder), *v[1:]) if isinstance(v, tuple) and _is_pil(v[0])
+                else image_file(v, folder) if _is_pil(v) else v for v in value]
     return value
 
 
@@ -267,28 +269,76 @@ def _is_pil(value: Any) -> bool:
     return type(value).__module__.startswith("PIL.")
 
 
-def image_file(image: Any) -> str:
+def output_dir() -> Path:
+    """Where the zoo writes outputs it hands to gradio: inside gradio's own cache, so gradio serves them
+    without copying them (each output is written once), and the output sweep (see `launch`) ages them
+    with the uploads."""
+    from gradio.utils import get_upload_folder  # the folder gradio itself caches into (GRADIO_TEMP_DIR)
+
+    return Path(get_upload_folder()) / "zoo"
+
+
+def image_file(image: Any, folder: Path | None = None) -> str:
     """A PIL image as a PNG file named by its content (text chunks kept), written once, atomically.
 
     Handing gradio a PIL image makes it rewrite `<cache>/<hash>/image.png` in place on every
     request; two requests with the same output (same prompt and seed) then race, and a client
     downloading the file while the other rewrites it gets a truncated body. A finished file
-    that is never rewritten, which gradio copies with tmp + rename, cannot be caught half-written.
+    that is never rewritten cannot be caught half-written.
     """
     import hashlib
 
     from zoo.media import png_bytes
 
     data = png_bytes(image)  # keeps the image's text chunks (metadata) as gradio's own PNG writer did
-    folder = Path(tempfile.gettempdir()) / "model-zoo-images" / hashlib.sha256(data).hexdigest()[:40]
+    folder = (folder or output_dir()) / "images" / hashlib.sha256(data).hexdigest()[:40]
     path = folder / "image.png"
-    if not path.exists():
+    try:
+        # Handed out again: its age (the output TTL, counted from ctime as gradio does) starts anew.
+        # chmod renews ctime alone; the file's content and mtime stay those of its one write.
+        os.chmod(path, path.stat().st_mode)
+    except FileNotFoundError:
         folder.mkdir(parents=True, exist_ok=True)
         fd, staging = tempfile.mkstemp(dir=folder, prefix=".image-")
         with os.fdopen(fd, "wb") as out:
             out.write(data)
         os.replace(staging, path)
     return str(path)
+
+
+def sweep_outputs(cache: Path, age: float, keep: Collection[str] = (), now: float | None = None) -> list[str]:
+    """Delete files in gradio's cache (outputs and uploads) older than `age` seconds, except `keep`, and the
+    folders they leave empty; the paths of the files deleted.
+
+    Age is counted from ctime, as gradio does: a file handed out again is touched (see `image_file`).
+    """
+    now = time.time() if now is None else now
+    keep = {os.path.realpath(p) for p in keep}
+    deleted: list[str] = []
+    if not cache.is_dir():
+        return deleted
+    for root, _dirs, names in os.walk(cache, topdown=False):
+        here = Path(root)
+        for name in names:
+            path = here / name
+            try:
+                if now - path.lstat().st_ctime > age and os.path.realpath(path) not in keep:
+                    path.unlink()
+                    deleted.append(str(path))
+            except FileNotFoundError:
+                pass
+        if here != cache:
+            try:
+                if now - here.lstat().st_ctime > age and not any(here.iterdir()):
+                    here.rmdir()
+            except OSError:  # gone already, or a file arrived in between
+                pass
+    return deleted
+
+
+def _sweep_every(ttl: float) -> float:
+    """Seconds between two sweeps: a quarter of the TTL, from 1 s to 10 min."""
+    return max(1.0, min(600.0, ttl / 4))
 
 
 def throttle(items: Iterator[Any], interval: float = STREAM_INTERVAL) -> Iterator[Any]:
@@ -377,10 +427,14 @@ class TabBuilder:
         def run(*args: Any, progress: Any = gr.Progress()) -> Iterator[tuple]:
             values = dict(zip(names, args))
             # Gradio shows a step's description only with a fraction: None (busy, no fraction) becomes 0.
-            ctx = P.RunContext(limits=zoo.limits, on_progress=lambda f, d: progress(f if f is not None else 0, desc=d))
+            folder = output_dir()
+            folder.mkdir(parents=True, exist_ok=True)
+            # Speech and subtitle files go into gradio's cache too: served from there, never copied.
+            ctx = P.RunContext(limits=zoo.limits, on_progress=lambda f, d: progress(f if f is not None else 0, desc=d),
+                               temp_dir=str(folder))
             try:
                 for result in throttle(zoo.stream(plugin.task, values, ctx)):
-                    shown = tuple(_output_value(f, result.get(f.name)) for f in outputs)
+                    shown = tuple(_output_value(f, result.get(f.name), folder) for f in outputs)
                     yield shown[0] if len(shown) == 1 else shown  # one output: the API returns it bare
             finally:
                 ctx.cancel_event.set()  # Stop, disconnect or done: let background work end
@@ -499,8 +553,57 @@ def build_demo(zoo: Zoo | None = None) -> Any:
 
 
 def launch(demo: Any, zoo: Zoo, **kwargs: Any) -> Any:
-    """Queue and launch with the zoo's limits (queue size, upload size) and safe file access."""
+    """Queue and launch with the zoo's limits (queue size, upload size, sessions kept, output age)."""
     demo.queue(max_size=zoo.settings.max_queue, default_concurrency_limit=zoo.settings.max_concurrency_per_model)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    app_kwargs = dict(kwargs.pop("app_kwargs", None) or {})
+    if zoo.settings.output_ttl > 0:
+        app_kwargs.setdefault("lifespan", _output_sweeper(zoo.settings.output_ttl))
+    # Gradio keeps each session's copy of the page's config (about 0.5 MB with every tab) until
+    # `state_session_capacity` newer sessions push it out, and every REST call is a new session:
+    # at gradio's default of 10000 that is gigabytes. ZOO_MAX_SESSIONS caps it.
     return demo.launch(server_name=zoo.settings.server_name, server_port=zoo.settings.server_port,
-                       max_file_size=zoo.settings.max_file_size, css=CSS, show_error=True, **kwargs)
+                       max_file_size=zoo.settings.max_file_size, css=CSS, show_error=True,
+                       state_session_capacity=zoo.settings.max_sessions, app_kwargs=app_kwargs, **kwargs)
+
+
+def _output_sweeper(ttl: float) -> Callable[[Any], Any]:
+    """A FastAPI lifespan that runs `sweep_outputs` on gradio's cache every so often while the server runs.
+
+    Not gradio's own `delete_cache`: in gradio 6.31 it iterates the live set of uploaded files in a
+    thread while the event loop adds to it, so the first upload during a sweep kills it for good
+    ("RuntimeError: Set changed size during iteration") and nothing is deleted again. This sweep
+    keeps what gradio keeps (example files, `keep_in_cache`) and tells gradio's sets what it deleted.
+    """
+    import asyncio
+    import contextlib
+
+    import anyio.to_thread
+    from gradio.utils import get_upload_folder
+
+    def sweep(blocks: Any) -> None:
+        keep: set[str] = set()
+        for block in list(blocks.blocks.values()):
+            keep.update(getattr(block, "keep_in_cache", ()))
+        deleted = sweep_outputs(Path(get_upload_folder()), ttl, keep)
+        for paths in list(getattr(blocks, "temp_file_sets", ())):
+            for path in deleted:
+                paths.discard(path)  # one discard at a time: safe while the event loop adds to the set
+
+    async def sweep_forever(app: Any) -> None:
+        while True:
+            await asyncio.sleep(_sweep_every(ttl))
+            try:
+                await anyio.to_thread.run_sync(sweep, app.get_blocks())
+            except Exception:  # housekeeping must never take the server down
+                log.exception("Sweeping old outputs failed")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> Any:
+        task = asyncio.create_task(sweep_forever(app))
+        try:
+            yield
+        finally:
+            task.cancel()
+
+    return lifespan

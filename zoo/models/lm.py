@@ -225,18 +225,32 @@ class TransformersLM:
             except BaseException as exc:  # surface it in the consumer, never hang it
                 failure.append(exc)
                 streamer.end()
-
-        thread = threading.Thread(target=work, name=f"generate-{self.name}", daemon=True)
-        with self._generate_lock:
-            thread.start()
-            try:
-                for piece in streamer:
-                    if piece:
-                        yield piece
             finally:
-                stop.set()  # the consumer left early (Stop, disconnect) or finished
-                thread.join()
                 stats.seconds = time.perf_counter() - started
+                self._generate_lock.release()  # the worker, not the consumer: see below
+
+        # The worker holds the lock and releases it when generate() returns. The consumer never
+        # joins it: gradio closes a dropped client's generator on its event loop, and a join there
+        # would freeze the server for a token's time (or a whole prompt's prefill).
+        thread = threading.Thread(target=work, name=f"generate-{self.name}", daemon=True)
+        self._generate_lock.acquire()
+        try:
+            thread.start()
+        except BaseException:
+            self._generate_lock.release()
+            raise
+        closed = False
+        try:
+            for piece in streamer:
+                if piece:
+                    yield piece
+        except GeneratorExit:
+            closed = True
+            raise
+        finally:
+            stop.set()  # the consumer left early (Stop, disconnect) or finished: generate() stops at its next token
+            if not closed:  # an error or the end, on the consumer's own thread: wait for the stats
+                thread.join()
         if failure:
             raise failure[0]
 
