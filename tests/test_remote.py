@@ -97,8 +97,9 @@ def post(url: str, payload: dict[str, Any]) -> Any:
 
 
 @pytest.fixture(scope="module")
-def llama_server() -> Iterator[str]:
+def llama_server(model_cache_dir: Path) -> Iterator[str]:
     """llama-cpp-python's OpenAI-compatible server on the packaged SmolLM2 GGUF; its base URL."""
+    from zoo.models.ggml import engine_env
     from zoo.models.sources import PACKAGED, packaged_path
 
     gguf = packaged_path("smollm2-135m-instruct")
@@ -106,7 +107,7 @@ def llama_server() -> Iterator[str]:
     port = free_port()
     proc, seconds = start([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
                            "--port", str(port), "--n_ctx", "2048", "--verbose", "False"],
-                          f"http://127.0.0.1:{port}/v1/models")
+                          f"http://127.0.0.1:{port}/v1/models", env=engine_env(model_cache_dir, gguf))
     print(f"\nllama.cpp server ready in {seconds:.1f}s")
     try:
         yield f"http://127.0.0.1:{port}"

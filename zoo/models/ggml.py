@@ -328,6 +328,20 @@ def prepare(cache_dir: Path | None = None, model: Path | None = None, force_vari
         return _prepared
 
 
+def engine_env(cache_dir: Path, model: Path) -> dict[str, str]:
+    """Environment for running llama.cpp's own tools (llama_cpp.server) on the variant the zoo would pick.
+
+    The portable build's CPU variants live outside ggml's search path; GGML_BACKEND_PATH names one.
+    """
+    build = installed_build()
+    if build.problem is not None:
+        raise ModelLoadError(f"No portable llama.cpp here: {build.problem}.", FIX_REBUILD)
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        raise ModelLoadError("engine_env picks x86-64 variants only.", "on ARM, ggml's own choice is right")
+    return {"GGML_BACKEND_PATH": str(build.variant_path(choose_variant(build, cache_dir, model))),
+            "GOMP_SPINCOUNT": SPINCOUNT}
+
+
 def _loaded_library(stem: str, lib_dir: Path) -> Path:
     """The file of a library this process already mapped (the wheel holds libggml.so, .so.0 and
     .so.0.x as separate copies: registering a backend in the wrong copy registers it nowhere)."""
