@@ -192,11 +192,14 @@ def _float(name: str, raw: str) -> float:
         raise InvalidInput(name, raw, "must be a number") from None
 
 
-def _seconds(name: str, raw: str) -> float:
+def _positive_float(name: str, raw: str) -> float:
     value = _float(name, raw)
     if not value > 0:
-        raise InvalidInput(name, raw, "must be a number of seconds above 0")
+        raise InvalidInput(name, raw, "must be a number above 0")
     return value
+
+
+_seconds = _positive_float
 
 
 def _count(name: str, raw: str) -> int:
@@ -213,24 +216,10 @@ def _positive(name: str, raw: str) -> int:
     return value
 
 
-def _positive_float(name: str, raw: str) -> float:
-    value = _float(name, raw)
-    if not value > 0:
-        raise InvalidInput(name, raw, "must be a number above 0")
-    return value
-
-
 def _nonnegative_float(name: str, raw: str) -> float:
     value = _float(name, raw)
     if not value >= 0:
         raise InvalidInput(name, raw, "must be 0 or more")
-    return value
-
-
-def _oversize(name: str, raw: str) -> str:
-    value = raw.strip().lower()
-    if value not in {"refuse", "downscale"}:
-        raise InvalidInput(name, raw, "must be refuse or downscale")
     return value
 
 
@@ -253,18 +242,20 @@ def _device(name: str, raw: str) -> str:
     return value
 
 
-def _gguf_backend(name: str, raw: str) -> str:
-    value = raw.strip().lower()
-    if value not in {"auto", "llama-cpp", "transformers"}:
-        raise InvalidInput(name, raw, "must be one of auto, llama-cpp, transformers")
-    return value
+def _choice(*options: str) -> Callable[[str, str], str]:
+    """A parser for a setting that takes one of a few words."""
+    def parse(name: str, raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in options:
+            raise InvalidInput(name, raw, f"must be one of {', '.join(options)}")
+        return value
+
+    return parse
 
 
-def _gguf_weights(name: str, raw: str) -> str:
-    value = raw.strip().lower()
-    if value not in {"f16", "q8_0", "f32", "original"}:
-        raise InvalidInput(name, raw, "must be one of f16, q8_0, f32, original")
-    return value
+_gguf_backend = _choice("auto", "llama-cpp", "transformers")
+_gguf_weights = _choice("f16", "q8_0", "f32", "original")
+_oversize = _choice("refuse", "downscale")
 
 
 def _list(_name: str, raw: str) -> tuple[str, ...]:
