@@ -73,27 +73,33 @@ class Load:
         self.proc.wait()
 
 
-def zoo_http_tps(port_env: dict[str, str], prompt_params: dict[str, Any], runs: int, count: Any,
-                 start_server: Any, stop: Any, free_port: Any) -> float:
-    """Median tokens/s of the zoo's text generation over HTTP (gradio_client), default settings."""
-    from gradio_client import Client
+class ZooServer:
+    """The zoo's text generation tab behind `python app.py` with default settings, warmed up, for repeated timing."""
 
-    port = free_port()
-    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), ZOO_PLUGINS="text-generation", **port_env)
-    for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "ZOO_THREADS"):
-        env.pop(k, None)
-    proc, _ = start_server([sys.executable, "app.py"], port, env)
-    try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-        client.predict(**{**prompt_params, "max_new_tokens": 8}, api_name="/text_generation")  # load + warm
-        rates = []
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            text = client.predict(**prompt_params, api_name="/text_generation")
-            rates.append(count(text) / (time.perf_counter() - t0))
-        return statistics.median(rates)
-    finally:
-        stop(proc)
+    def __init__(self, prompt_params: dict[str, Any], count: Any, start_server: Any, stop: Any, free_port: Any):
+        self.params, self.count, self._start, self._stop, self._port = prompt_params, count, start_server, stop, free_port
+
+    def __enter__(self) -> "ZooServer":
+        from gradio_client import Client
+
+        port = self._port()
+        env = dict(os.environ, GRADIO_SERVER_PORT=str(port), ZOO_PLUGINS="text-generation")
+        for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "ZOO_THREADS"):
+            env.pop(k, None)
+        self.proc, _ = self._start([sys.executable, "app.py"], port, env)
+        self.client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        for _ in range(2):  # load the model, then one full request: a server that has served before
+            self.client.predict(**self.params, api_name="/text_generation")
+        return self
+
+    def tps(self) -> float:
+        """Tokens/s of one request, end to end over HTTP."""
+        t0 = time.perf_counter()
+        text = self.client.predict(**self.params, api_name="/text_generation")
+        return self.count(text) / (time.perf_counter() - t0)
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop(self.proc)
 
 
 def native_wheel(cache_root: Path) -> tuple[Path, float | None]:

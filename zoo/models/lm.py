@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 
 @dataclass(frozen=True)
@@ -39,22 +39,38 @@ class GenerationStats:
         return self.new_tokens / self.seconds if self.seconds > 0 else 0.0
 
 
+def runnable_elsewhere() -> int:
+    """How many threads besides the caller's want a CPU right now (Linux /proc/stat), 0 where unknown."""
+    try:
+        with open("/proc/stat") as f:
+            for line in f:
+                if line.startswith("procs_running"):
+                    return max(0, int(line.split()[1]) - 1)
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
 @dataclass
 class ThreadTuner:
-    """Picks llama.cpp's thread count token by token from measured speed: every core when they are
-    free, fewer when other work holds one.
+    """Picks llama.cpp's thread count from measured speed: every core when they are free, fewer
+    while other work holds one.
 
     ggml's threads meet at a barrier after every operation; when another process takes one of the
-    cores, the thread count that was fastest on a quiet machine can become several times slower.
-    The tuner runs the best-known count and, now and then, a few tokens on another; a probe that
-    loses waits twice as long before the next one, so a steady load costs little.
+    cores, the thread count that is fastest on a quiet machine becomes several times slower
+    (BENCHMARKS.md). Each request starts from how busy the CPU is at that moment; then every token
+    is timed. Running all cores at their usual speed costs nothing: no probe. Running fewer, it
+    tries more every so often, for a few tokens, and gives up a probe at its first slow token;
+    a probe that loses waits twice as long before the next one.
     """
 
     options: tuple[int, ...]
     current: int
     seconds: dict[int, float] = field(default_factory=dict)  # smoothed seconds per token
+    best: dict[int, float] = field(default_factory=dict)  # fastest smoothed figure seen per option
     interval: int = 16
-    probe_tokens: int = 6
+    probe_tokens: int = 4
+    busy: Callable[[], int] = runnable_elsewhere
     _since: int = 0
     _probing: int | None = None
     _left: int = 0
@@ -69,15 +85,29 @@ class ThreadTuner:
         options = tuple(sorted({1, max(1, cores // 2), cores}))
         return cls(options=options, current=cores)
 
+    def start_request(self) -> None:
+        """Pick the starting count from the CPU's load now: the cores nobody else wants."""
+        free = max(1, max(self.options) - self.busy())
+        self.current = max(o for o in self.options if o <= free)
+        self._probing, self._since, self._samples = None, 0, []
+
+    def _degraded(self) -> bool:
+        now, best = self.seconds.get(self.current), self.best.get(self.current)
+        return now is not None and best is not None and now > 1.3 * best
+
     def before_token(self, llm: Any) -> None:
-        """Switch thread count when a probe starts or ends."""
+        """Start a probe when one is due, and apply the thread count to llama.cpp when it changes."""
+        if self._probing is None and self._since >= self.interval:
+            if self.current < max(self.options):  # fewer than all: is more faster again?
+                higher = [o for o in self.options if o > self.current]
+                candidate = min(higher)
+                due = self._since >= self.interval * 2 ** self._backoff.get(candidate, 0)
+            else:  # all cores: only when they have become slow
+                candidate = max(o for o in self.options if o < self.current) if len(self.options) > 1 else None
+                due = candidate is not None and self._degraded()
+            if due and candidate is not None:
+                self._probing, self._left, self._samples = candidate, self.probe_tokens, []
         want = self._probing if self._probing is not None else self.current
-        if self._probing is None and self._since >= self._next_interval():
-            others = [o for o in self.options if o != self.current]
-            # Probe the least recently measured other option.
-            self._probing = min(others, key=lambda o: (o in self.seconds, self._backoff.get(o, 0)))
-            self._left = self.probe_tokens
-            want = self._probing
         if self._applied != want:
             import llama_cpp
 
@@ -85,37 +115,32 @@ class ThreadTuner:
             self._applied = want
             self._skip = True  # the first token after a switch pays for re-forming the thread team
 
-    def interval_for(self, option: int) -> int:
-        """Tokens between probes (doubles each time a probe loses)."""
-        return self.interval * (2 ** self._backoff.get(option, 0))
-
-    def _next_interval(self) -> int:
-        others = [o for o in self.options if o != self.current]
-        return min(self.interval_for(o) for o in others) if others else 1 << 30
-
     def after_token(self, seconds: float) -> None:
-        """Record one token's decode time and settle a finished probe."""
+        """Record one token's decode time and settle a probe."""
         skip, self._skip = self._skip, False
         if self._probing is None:
             if not skip:
                 old = self.seconds.get(self.current)
-                self.seconds[self.current] = seconds if old is None else 0.7 * old + 0.3 * seconds
+                self.seconds[self.current] = now = seconds if old is None else 0.7 * old + 0.3 * seconds
+                self.best[self.current] = min(self.best.get(self.current, now), now)
             self._since += 1
             return
         if not skip:
             self._samples.append(seconds)
         self._left -= 1
-        if self._left > 0:
+        mine = self.seconds.get(self.current, float("inf"))
+        losing = bool(self._samples) and self._samples[-1] > 1.5 * mine
+        if self._left > 0 and not losing:
             return
         probe, self._probing, self._since = self._probing, None, 0
-        if self._samples:  # a probe's own tokens say how that option does now; old figures are stale
+        if self._samples:  # the probe's own tokens say how that option does now
             self.seconds[probe] = sum(self._samples) / len(self._samples)  # the mean: throughput
         self._samples = []
-        if self.seconds.get(probe, float("inf")) < self.seconds.get(self.current, float("inf")):
-            self._backoff[self.current] = 0
+        if self.seconds.get(probe, float("inf")) < mine:
+            self._backoff[probe] = 0
             self.current = probe
         else:
-            self._backoff[probe] = min(self._backoff.get(probe, 0) + 1, 4)
+            self._backoff[probe] = min(self._backoff.get(probe, 0) + 1, 5)
 
 
 def sample_next(logits: Any, seen: list[int], params: GenerationParams, rng: Any) -> int:
@@ -331,6 +356,9 @@ class LlamaCppLM:
         started = time.perf_counter()
         with self._lock:  # one llama.cpp context cannot decode two requests at once
             try:
+                if self.threads is not None:
+                    self.threads.start_request()
+                    self.threads.before_token(llm)  # the prompt, too, runs on the chosen count
                 self._feed(tokens)
                 seen = list(tokens)
                 for _ in range(max(0, budget)):
