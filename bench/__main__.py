@@ -6,7 +6,7 @@ and a table in BENCHMARKS.md.
 
     python -m bench                 # everything (about 10 minutes on 2 cores)
     python -m bench --only textgen  # one section: coldstart, textgen, load, asr, image, concurrency,
-                                    # threads, portable
+                                    # threads, portable, chatload
 """
 
 from __future__ import annotations
@@ -509,9 +509,54 @@ def bench_portable(runs: int, tokens: int = 128) -> list[Row]:
     return rows
 
 
+# --------------------------------------------------------------------------- 9. chat under load
+def bench_chatload(runs: int, clients: int = 12, max_new_tokens: int = 48) -> list[Row]:
+    """Time to first token of chat when 12 clients ask at once (one model serves one request at a time)."""
+    from gradio_client import Client
+
+    port = free_port()
+    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), ZOO_PLUGINS="conversational,text-generation")
+    proc, _ = start_server([sys.executable, "app.py"], port, env)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        Client(url, verbose=False).predict(message="hi", history=[], max_new_tokens=4, api_name="/chat")  # load
+        ttft: list[float] = []
+        total: list[float] = []
+        failures = [0]
+        lock = threading.Lock()
+
+        def one(i: int) -> None:
+            client = Client(url, verbose=False)
+            t0 = time.perf_counter()
+            try:
+                job = client.submit(message=f"{PROMPT} ({i})", history=[], max_new_tokens=max_new_tokens,
+                                    temperature=0, api_name="/chat")
+                first = None
+                for _out in job:
+                    if first is None:
+                        first = time.perf_counter() - t0
+                job.result()
+                with lock:
+                    ttft.append(first if first is not None else time.perf_counter() - t0)
+                    total.append(time.perf_counter() - t0)
+            except Exception:
+                with lock:
+                    failures[0] += 1
+
+        with ThreadPoolExecutor(clients) as pool:
+            list(pool.map(one, range(clients)))
+        p95 = sorted(ttft)[max(0, int(round(0.95 * len(ttft))) - 1)] if ttft else float("nan")
+        return [Row("chat under load", f"{clients} chat clients at once: median time to first token",
+                    statistics.median(ttft) if ttft else float("nan"), "s", "", None, None, "no request fails",
+                    failures[0] == 0, 1, f"p95 {p95:.2f} s; median full reply {statistics.median(total):.2f} s; "
+                    f"{max_new_tokens} tokens each; ZOO_CONCURRENCY=1 serves them one after another")]
+    finally:
+        stop(proc)
+
+
 SECTIONS = {"coldstart": bench_coldstart, "textgen": bench_textgen, "load": bench_load, "asr": bench_asr,
             "image": bench_image, "concurrency": bench_concurrency, "threads": bench_threads,
-            "portable": bench_portable}
+            "portable": bench_portable, "chatload": bench_chatload}
 
 
 def machine() -> dict[str, str]:
