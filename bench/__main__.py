@@ -554,9 +554,16 @@ def bench_chatload(runs: int, clients: int = 12, max_new_tokens: int = 48) -> li
         stop(proc)
 
 
+def bench_workers(runs: int) -> list[Row]:
+    """Worker overhead against inline: memory, first request, streaming, crash-restart (bench/workers.py)."""
+    from bench.workers import measure
+
+    return [Row(**r) for r in measure(runs)]
+
+
 SECTIONS = {"coldstart": bench_coldstart, "textgen": bench_textgen, "load": bench_load, "asr": bench_asr,
             "image": bench_image, "concurrency": bench_concurrency, "threads": bench_threads,
-            "portable": bench_portable, "chatload": bench_chatload}
+            "portable": bench_portable, "chatload": bench_chatload, "workers": bench_workers}
 
 
 def machine() -> dict[str, str]:

@@ -1,7 +1,13 @@
-"""Shared fixtures: offline settings, a per-session model cache, zoos built for each test."""
+"""Shared fixtures: offline settings, a per-session model cache, zoos built for each test.
+
+ZOO_ISOLATION=inline runs the tests' zoos with models in the test process; the default,
+process, runs them in worker processes as the server does.
+"""
 
 from __future__ import annotations
 
+import gc
+import multiprocessing
 import os
 import sys
 from pathlib import Path
@@ -14,7 +20,17 @@ os.environ["HF_HUB_OFFLINE"] = "1"  # tests never touch the network
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from zoo.runner import Zoo  # noqa: E402
-from zoo.settings import Settings  # noqa: E402
+from zoo.settings import SETTINGS, Settings  # noqa: E402
+
+ISOLATION = next(s for s in SETTINGS if s.attr == "isolation").parse("ZOO_ISOLATION",  # type: ignore[misc]
+                                                                      os.environ.get("ZOO_ISOLATION", "process"))
+
+
+@pytest.fixture(autouse=True)
+def _end_workers_of_finished_tests() -> None:
+    """Workers end with their zoo; collect the previous test's zoos so their workers do not pile up."""
+    if any(p.name.startswith("zoo-worker") for p in multiprocessing.active_children()):
+        gc.collect()
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +43,8 @@ def model_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def settings(model_cache_dir: Path) -> Settings:
     """Offline settings with the session cache; tests replace() what they need."""
-    return Settings(offline=True, cache_dir=model_cache_dir, idle_unload_seconds=0, memory_budget=8 * 10**9)
+    return Settings(offline=True, cache_dir=model_cache_dir, idle_unload_seconds=0, memory_budget=8 * 10**9,
+                    isolation=ISOLATION)
 
 
 @pytest.fixture
@@ -36,7 +53,15 @@ def tiny_zoo(settings: Settings) -> Zoo:
     return Zoo(settings.replace(tiny=True))
 
 
+@pytest.fixture
+def tiny_inline_zoo(settings: Settings) -> Zoo:
+    """tiny_zoo with the models in this process: for tests that spy on model code with monkeypatch,
+    which cannot reach a worker process."""
+    return Zoo(settings.replace(tiny=True, isolation="inline"))
+
+
 @pytest.fixture(scope="session")
 def real_zoo(tmp_path_factory: pytest.TempPathFactory, model_cache_dir: Path) -> Zoo:
     """Every built-in plugin on its offline default (real packaged weights where they exist), kept for the session."""
-    return Zoo(Settings(offline=True, cache_dir=model_cache_dir, idle_unload_seconds=0, memory_budget=16 * 10**9))
+    return Zoo(Settings(offline=True, cache_dir=model_cache_dir, idle_unload_seconds=0, memory_budget=16 * 10**9,
+                        isolation=ISOLATION))

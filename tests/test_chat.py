@@ -148,7 +148,8 @@ def test_context_trimming_keeps_system_and_new_message(tiny_zoo: Zoo) -> None:
     assert lm.count_tokens(lm.chat_prompt([*system, *one_more, new])) > budget
 
 
-def test_long_conversation_is_trimmed_end_to_end(tiny_zoo: Zoo, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_long_conversation_is_trimmed_end_to_end(tiny_inline_zoo: Zoo, monkeypatch: pytest.MonkeyPatch) -> None:
+    tiny_zoo = tiny_inline_zoo  # the spy below patches the model class in this process
     lm = tiny_lm(tiny_zoo)
     prompts: list[str] = []
     original = TransformersLM.stream

@@ -309,7 +309,8 @@ def test_stream_yields_a_preview_per_step_then_the_image(tiny_zoo: Zoo) -> None:
     assert read_png_metadata(results[-1]["image"])["seed"] == 2
 
 
-def test_cancel_event_stops_between_steps(tiny_zoo: Zoo) -> None:
+def test_cancel_event_stops_between_steps(tiny_inline_zoo: Zoo) -> None:
+    tiny_zoo = tiny_inline_zoo  # the UNet hook counts steps in this process
     calls, handle = unet_calls(tiny_zoo)
     ctx = RunContext()
 
@@ -327,7 +328,8 @@ def test_cancel_event_stops_between_steps(tiny_zoo: Zoo) -> None:
     assert 2 <= len(calls) <= 10, f"ran {len(calls)} of 40 steps after Stop"
 
 
-def test_closing_the_stream_stops_the_worker(tiny_zoo: Zoo) -> None:
+def test_closing_the_stream_stops_the_worker(tiny_inline_zoo: Zoo) -> None:
+    tiny_zoo = tiny_inline_zoo  # the UNet hook counts steps in this process
     # What the UI does on Stop or disconnect: the generator is closed between yields.
     calls, handle = unet_calls(tiny_zoo)
     try:

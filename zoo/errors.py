@@ -72,6 +72,17 @@ class Cancelled(ZooError):
     """The request was stopped by the user or the client went away."""
 
 
+class WorkerCrashed(ZooError):
+    """The worker process running a model died (a signal, an exit code or out of memory); the server lives on."""
+
+    def __init__(self, message: str, fix: str | None = None, model: str = "", exitcode: int | None = None,
+                 broken: bool = False):
+        super().__init__(message, fix)
+        self.model = model
+        self.exitcode = exitcode
+        self.broken = broken
+
+
 class RemoteError(ZooError):
     """A remote inference engine (ZOO_REMOTE_<TASK>) failed; the message names the endpoint and why."""
 

@@ -20,6 +20,7 @@ from zoo.models import ModelManager, parse_ref
 from zoo.plugin import Limits, Plugin, RunContext
 from zoo.registry import Registry
 from zoo.settings import Settings
+from zoo.workers import PluginSpec
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,11 @@ class Zoo:
             raise InvalidInput("model", ref, f"must be a {kind} model for {plugin.title}, not {what}",
                                f"pick one of: {', '.join(listed)}")
 
+    @property
+    def isolation(self) -> str:
+        """Where model work runs: `process` (supervised workers) or `inline`; ZeroGPU needs inline."""
+        return "inline" if self.gpu.active else self.settings.isolation
+
     # ------------------------------------------------------------------ running
     def check(self, plugin: Plugin, values: Mapping[str, Any]) -> dict[str, Any]:
         """Check every declared field (defaults fill gaps); unknown names are errors."""
@@ -153,15 +159,19 @@ class Zoo:
         if ctx.on_progress:  # finding the files may mean a download: say so before it starts
             ctx.on_progress(None, f"Finding {ref}")
         self.check_kind(plugin, ref, kind)
+        # A plugin class a worker cannot import by name (one defined inside a function) runs inline.
+        worker = self.isolation == "process" and PluginSpec.of(plugin) is not None
         pin = ExitStack()
         closed = False
         try:
-            loaded = pin.enter_context(self.models.use(ref, kind, progress=ctx.on_progress))
+            loaded = pin.enter_context(self.models.use(ref, kind, progress=ctx.on_progress, worker=worker))
             ctx.model_ref = ref
             ctx.model_revision = loaded.resolved.ref.revision
             ctx.is_tiny = loaded.is_tiny
             ctx.raise_if_cancelled()
-            if plugin.can_stream:
+            if loaded.in_worker:  # the plugin runs in the model's worker process, next to the model
+                yield from loaded.stream(plugin, checked, ctx)
+            elif plugin.can_stream:
                 yield from plugin.stream(loaded, checked, ctx)
             else:
                 yield plugin.run(loaded, checked, ctx)

@@ -106,6 +106,8 @@ class Settings:
     output_ttl: float = 3600.0
     server_name: str = "127.0.0.1"
     server_port: int = 7860
+    isolation: str = "process"
+    worker_memory_limit: int = 0
 
     def replace(self, **changes: Any) -> "Settings":
         """A copy with some fields changed."""
@@ -258,6 +260,14 @@ _gguf_weights = _choice("f16", "q8_0", "f32", "original")
 _oversize = _choice("refuse", "downscale")
 
 
+def _isolation(name: str, raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in {"process", "inline"}:
+        raise InvalidInput(name, raw, "must be process or inline",
+                           "use process (models in worker processes) or inline (in the server, for debugging)")
+    return value
+
+
 def _list(_name: str, raw: str) -> tuple[str, ...]:
     return parse_list(raw)
 
@@ -300,6 +310,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("output_ttl", "ZOO_OUTPUT_TTL", "Seconds outputs (images, speech, subtitles) and uploads stay on disk after they were last handed out; 0 = until the server stops. Default 3600.", _nonnegative_float),
     Setting("server_name", "GRADIO_SERVER_NAME", "Address to listen on. Default 127.0.0.1.", _str, "--host"),
     Setting("server_port", "GRADIO_SERVER_PORT", "Port to listen on. Default 7860.", _int, "--port"),
+    Setting("isolation", "ZOO_ISOLATION", "process (default): each loaded model and the plugins using it run in a supervised worker process, so a crash ends only that request; inline: in the server's process (debugging; ZeroGPU is always inline).", _isolation, "--isolation"),
+    Setting("worker_memory_limit", "ZOO_WORKER_MEMORY_LIMIT", "Address-space limit per worker process (e.g. 16GB; 0 = none): a model going past it fails alone, with a clear error.", parse_size),
 )
 
 

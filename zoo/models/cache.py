@@ -117,6 +117,14 @@ class ModelCache:
                 # The model just used stays even over budget: evicting it would only mean reloading it.
                 self._make_room(keep=key)
 
+    def release_entry(self, entry: Entry) -> None:
+        """Unpin this entry (which a crash may have discarded and a new worker replaced under the same key)."""
+        with self._lock:
+            entry.refs = max(0, entry.refs - 1)
+            entry.last_used = self._clock()
+            if self._entries.get(entry.key) is entry:
+                self._make_room(keep=entry.key)
+
     @contextmanager
     def use(self, key: Hashable, load: Callable[[], tuple[Any, int]]) -> Iterator[Entry]:
         """`with cache.use(key, load) as entry:` pins the model for the block."""
@@ -124,7 +132,20 @@ class ModelCache:
         try:
             yield entry
         finally:
-            self.release(key)
+            self.release_entry(entry)
+
+    def discard(self, key: Hashable, value: Any) -> bool:
+        """Forget the entry for `key` if it still holds `value` (a dead worker), in use or not; True if it did.
+
+        Its budget share is freed at once; requests still holding it finish with their own error,
+        and the next request loads afresh.
+        """
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry.value is not value:
+                return False
+            self._drop(entry, "its worker died")
+            return True
 
     # ------------------------------------------------------------------ eviction
     def _make_room(self, keep: Hashable | None) -> None:

@@ -8,8 +8,10 @@ cache. Plugins asking for the same weights and kind get the same object.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+import weakref
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -20,6 +22,7 @@ from zoo.models.loaders import AUTO_CLASSES, LOADERS, LoadContext
 from zoo.models.refs import ModelRef, parse_ref
 from zoo.models.sources import Resolved, Resolver, detect_family, read_json
 from zoo.settings import Settings
+from zoo.workers import WorkerPool, WorkerSpec
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,11 @@ class Loaded:
         """True for random-weight tiny models."""
         return self.resolved.is_tiny
 
+    @property
+    def in_worker(self) -> bool:
+        """False: this model lives in this process (a `WorkerHandle` says True)."""
+        return False
+
     def close(self) -> None:
         """Called by the cache on eviction."""
         close = getattr(self.model, "close", None)
@@ -68,6 +76,7 @@ class ModelManager:
         self._resolve_lock = threading.Lock()
         self._sweeper: threading.Thread | None = None
         self._device: str | None = None
+        self.workers = WorkerPool(settings.worker_memory_limit)
 
     # ------------------------------------------------------------------ resolution
     def resolve(self, ref: str | ModelRef, download: bool = True) -> Resolved:
@@ -141,9 +150,14 @@ class ModelManager:
                            remote=RemoteOptions.from_settings(self.settings))
 
     @contextmanager
-    def use(self, ref: str, kind: str, progress: Callable[[float | None, str], None] | None = None
-            ) -> Iterator[Loaded]:
-        """Pin a loaded model for the block; loads it (once, however many ask) if needed."""
+    def use(self, ref: str, kind: str, progress: Callable[[float | None, str], None] | None = None,
+            worker: bool = False) -> Iterator[Any]:
+        """Pin a loaded model for the block; loads it (once, however many ask) if needed.
+
+        With `worker=True` the model loads in a supervised worker process and the block gets its
+        `WorkerHandle` (zoo/workers.py), except for remote engines, which are only HTTP clients.
+        Otherwise, and for scripts and tests, it gets the `Loaded` model in this process.
+        """
         if progress:
             progress(None, f"Finding {ref}")
         resolved = self.resolve(ref)
@@ -153,44 +167,77 @@ class ModelManager:
         else:
             family = "openai-whisper" if resolved.ref.scheme == "openai-whisper" else detect_family(resolved.path)
         device = "remote" if remote else self.device  # a remote engine needs no local device (nor torch)
-        key = (family, str(resolved.path), kind, device)
+        isolated = worker and not remote
+        key: tuple = (family, str(resolved.path), kind, device)
+        if isolated:  # a worker's handle and an in-process model of the same files are separate entries
+            key += ("worker",)
 
-        def load() -> tuple[Loaded, int]:
+        def load() -> tuple[Any, int]:
             if progress:
-                progress(None, f"Loading {ref} ({family}) on {device}")
+                where = "in a worker process" if isolated else f"on {device}"
+                progress(None, f"Loading {ref} ({family}) {where}")
             started = time.perf_counter()
             try:
+                if isolated:
+                    handle = self.workers.start(key, self._worker_spec(ref, resolved, family, kind, device),
+                                                on_death=self._forget_worker(key))
+                    log.info("Loaded %s as %s/%s in worker %s in %.2fs (%.0f MB)", ref, family, kind, handle.pid,
+                             time.perf_counter() - started, handle.nbytes / 1e6)
+                    return handle, handle.nbytes
                 with nullcontext() if remote else _LOAD_LOCK:
-                    model, nbytes = LOADERS[family](resolved, kind, self._remote_context() if remote
-                                                    else self._load_context())
-            except ZooError:
-                raise
-            except Exception as exc:
+                    model, nbytes = load_model(ref, resolved, family, kind, LOADERS[family],
+                                               self._remote_context() if remote else self._load_context())
+            except ModelLoadError:
                 with self._resolve_lock:  # maybe the files changed: resolve afresh next time
                     self._resolved.pop(resolved.ref.raw, None)
-                # The full path stays in the log; the user's message names no server folder.
-                log.warning("Loading %s (%s, from %s) failed: %s: %s", ref, family, resolved.path,
-                            type(exc).__name__, exc)
-                log.debug("The loader's traceback", exc_info=True)
-                raise ModelLoadError(
-                    f"Loading `{ref}` ({family}, from the {resolved.source} copy) failed: {type(exc).__name__}: "
-                    f"{redact_paths(str(exc))}",
-                    "check the files are complete (re-download or reinstall), or pick another model; "
-                    "the server log has the details",
-                ) from exc
+                raise
             loaded = Loaded(ref, resolved, family, kind, model, device, time.perf_counter() - started)
             log.info("Loaded %s as %s/%s on %s in %.2fs (%.0f MB)", ref, family, kind, device,
                      loaded.load_seconds, nbytes / 1e6)
             return loaded, nbytes
 
         self._start_sweeper()
+        if isolated:
+            broken = self.workers.broken(key, resolved)
+            if broken is not None:
+                raise broken
         with self.cache.use(key, load) as entry:
             assert entry.slots is not None
+            if isolated and not entry.value.alive:  # died idle, before its death was noticed: start another
+                self.cache.discard(key, entry.value)
+                with self.use(ref, kind, progress, worker) as fresh:
+                    yield fresh
+                return
             if remote:  # the engine queues and batches concurrent requests itself
                 yield entry.value
                 return
             with entry.slots:  # per-model concurrency limit (ZOO_CONCURRENCY)
                 yield entry.value
+
+    def _worker_spec(self, ref: str, resolved: Resolved, family: str, kind: str, device: str) -> WorkerSpec:
+        return WorkerSpec(ref, resolved, family, kind, device, LOADERS[family], self._load_context(),
+                          env=dict(os.environ), memory_limit=self.settings.worker_memory_limit,
+                          log_level=logging.getLogger().getEffectiveLevel())
+
+    def _forget_worker(self, key: tuple) -> Callable[[Any, Any], None]:
+        """What a dead worker's handle calls: drop its cache entry so the next request starts a new worker."""
+        cache = weakref.ref(self.cache)  # a reader thread must not keep a test's manager alive
+
+        def forget(handle: Any, error: Any) -> None:
+            alive = cache()
+            if alive is not None:
+                alive.discard(key, handle)
+
+        return forget
+
+    def reset_broken(self) -> None:
+        """Give models marked broken (their worker crashed on load 3 times in a row) a new chance."""
+        self.workers.reset()
+
+    def close(self) -> None:
+        """Unload every idle model and end every worker."""
+        self.cache.clear()
+        self.workers.close()
 
     def load(self, ref: str, kind: str) -> Loaded:
         """Load (or fetch from the cache) without pinning; for scripts and tests."""
@@ -213,6 +260,26 @@ class ModelManager:
 
         self._sweeper = threading.Thread(target=sweep_forever, name="zoo-idle-sweeper", daemon=True)
         self._sweeper.start()
+
+
+def load_model(ref: str, resolved: Resolved, family: str, kind: str,
+               loader: Callable[[Resolved, str, LoadContext], tuple[Any, int]], ctx: LoadContext) -> tuple[Any, int]:
+    """Run a family's loader (here or in a worker); an unexpected failure becomes a ModelLoadError naming the model."""
+    try:
+        return loader(resolved, kind, ctx)
+    except ZooError:
+        raise
+    except Exception as exc:
+        # The full path stays in the log; the user's message names no server folder.
+        log.warning("Loading %s (%s, from %s) failed: %s: %s", ref, family, resolved.path,
+                    type(exc).__name__, exc)
+        log.debug("The loader's traceback", exc_info=True)
+        raise ModelLoadError(
+            f"Loading `{ref}` ({family}, from the {resolved.source} copy) failed: {type(exc).__name__}: "
+            f"{redact_paths(str(exc))}",
+            "check the files are complete (re-download or reinstall), or pick another model; "
+            "the server log has the details",
+        ) from exc
 
 
 # Families that serve one fixed set of kinds; transformers and diffusers are told apart by AUTO_CLASSES.
@@ -273,4 +340,4 @@ def _auto_names(kind: str) -> tuple[set[str], set[str]] | None:
     return set(mapping), classes
 
 
-__all__ = ["Loaded", "ModelManager", "ModelNotFound"]
+__all__ = ["Loaded", "ModelManager", "ModelNotFound", "load_model"]
