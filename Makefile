@@ -49,9 +49,11 @@ llama-cpp:
 run: install
 	$(PY) app.py
 
-# Every tier this machine supports: fast, real weights, app (HTTP) and browser.
+# Every tier this machine supports: fast, real weights, app (HTTP) and browser, with model work in
+# worker processes (the default); then the fast tier again with models in the server (ZOO_ISOLATION=inline).
 test: install
 	HF_HUB_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)
+	HF_HUB_OFFLINE=1 ZOO_ISOLATION=inline $(PY) -m pytest -m "not real and not app and not browser and not slow" $(PYTEST_ARGS)
 
 # Seconds-fast tier only: tiny models, no subprocess servers, no browser.
 test-fast: install
