@@ -169,8 +169,11 @@ def app(model_cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     registry = Registry.discover(allow=(TG, CHAT, QA, TC, T2I, SS, ZS, TOK))
     registry.register(SlotProbe(holders), source="tests/test_load.py")
     port = free_port()
+    # Inline: these tests count streams and forward passes by patching the models in this process
+    # (a worker's model is out of their reach); tests/test_workers.py covers the worker side.
     settings = Settings(offline=True, tiny=True, cache_dir=model_cache_dir, idle_unload_seconds=0,
-                        memory_budget=8 * 10**9, server_port=port, model_overrides={TOK: str(broken)})
+                        memory_budget=8 * 10**9, server_port=port, model_overrides={TOK: str(broken)},
+                        isolation="inline")
     assert settings.max_concurrency_per_model == 1  # the default under test
     zoo = Zoo(settings, registry=registry)
     demo = build_demo(zoo)
