@@ -359,23 +359,23 @@ def pinned(zoo: Zoo) -> list[int]:
     return [zoo.models.cache.entry(key).refs for key in zoo.models.cache.keys()]
 
 
-def test_closing_a_stream_on_a_slow_step_returns_at_once(tiny_zoo: Zoo) -> None:
-    # Issue 13: the generator's close ran worker.join() on gradio's event loop and froze the server for a step.
+def test_closing_a_stream_on_a_slow_step_returns_at_once(tiny_inline_zoo: Zoo) -> None:
+    # Inline: the spy patches the UNet in this process. Issue 13: the generator's close ran worker.join() on gradio's event loop and froze the server for a step.
     gate = threading.Event()
-    calls, handle = unet_calls(tiny_zoo, hook=lambda calls: gate.wait(30) if len(calls) == 1 else None)
+    calls, handle = unet_calls(tiny_inline_zoo, hook=lambda calls: gate.wait(30) if len(calls) == 1 else None)
     try:
-        stream = tiny_zoo.stream(TASK, {"prompt": "a dog", "width": 64, "height": 64, "steps": 5, "seed": 1})
+        stream = tiny_inline_zoo.stream(TASK, {"prompt": "a dog", "width": 64, "height": 64, "steps": 5, "seed": 1})
         next(stream)  # step 1 is done; step 2 now hangs in the UNet until the gate opens
         started = time.perf_counter()
         stream.close()
         assert time.perf_counter() - started < 0.1
-        assert pinned(tiny_zoo) == [1]  # the model stays pinned while the worker is inside a step
+        assert pinned(tiny_inline_zoo) == [1]  # the model stays pinned while the worker is inside a step
         gate.set()
         for _ in range(300):
-            if pinned(tiny_zoo) == [0]:
+            if pinned(tiny_inline_zoo) == [0]:
                 break
             time.sleep(0.05)
-        assert pinned(tiny_zoo) == [0]
+        assert pinned(tiny_inline_zoo) == [0]
         assert len(calls) == 2  # the hanging step finished, and no third began
     finally:
         gate.set()
