@@ -271,7 +271,8 @@ class WorkerHandle:
         try:
             if self.death is not None:
                 raise self.death
-            self._send(("run", rid, spec, values, {"limits": ctx.limits, "temp_dir": ctx.temp_dir}))
+            self._send(("run", rid, spec, values, {"limits": ctx.limits, "temp_dir": ctx.temp_dir,
+                                                   "model_ref": ctx.model_ref}))
             cancel_sent = False
             while True:
                 if ctx.cancel_event.is_set() and not cancel_sent:
@@ -524,7 +525,9 @@ def _serve(conn: Any, send: Callable[[tuple], None], loaded: Any) -> None:
         event, credit = cancels[rid], credits[rid]
         ctx = RunContext(limits=extra["limits"], cancel_event=event, temp_dir=extra.get("temp_dir"),
                          on_progress=lambda f, d: send(("progress", rid, f, d)),
-                         model_ref=loaded.ref, model_revision=loaded.resolved.ref.revision, is_tiny=loaded.is_tiny)
+                         # The request's own name for the model: several names can share one worker.
+                         model_ref=extra.get("model_ref") or loaded.ref, model_revision=loaded.resolved.ref.revision,
+                         is_tiny=loaded.is_tiny)
         fatal = False
         try:
             plugin = plugin_for(spec)
