@@ -86,9 +86,10 @@ class ThreadTuner:
         return cls(options=options, current=cores)
 
     def start_request(self) -> None:
-        """Pick the starting count from the CPU's load now: the cores nobody else wants."""
-        free = max(1, max(self.options) - self.busy())
-        self.current = max(o for o in self.options if o <= free)
+        """A new request keeps what earlier ones learnt; on the very first, start from the cores nobody else wants."""
+        if not self.seconds:
+            free = max(1, max(self.options) - self.busy())
+            self.current = max(o for o in self.options if o <= free)
         self._probing, self._since, self._samples = None, 0, []
 
     def _degraded(self) -> bool:
@@ -104,7 +105,8 @@ class ThreadTuner:
                 due = self._since >= self.interval * 2 ** self._backoff.get(candidate, 0)
             else:  # all cores: only when they have become slow
                 candidate = max(o for o in self.options if o < self.current) if len(self.options) > 1 else None
-                due = candidate is not None and self._degraded()
+                due = (candidate is not None and self._degraded()
+                       and self._since >= self.interval * 2 ** self._backoff.get(candidate, 0))
             if due and candidate is not None:
                 self._probing, self._left, self._samples = candidate, self.probe_tokens, []
         want = self._probing if self._probing is not None else self.current
