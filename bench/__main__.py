@@ -12,6 +12,7 @@ and a table in BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -459,7 +460,7 @@ def bench_threads(runs: int, tokens: int = 128) -> list[Row]:
         got: dict[str, list[float]] = {name: [] for name in [*configs, "zoo"]}
         with engines.ZooServer(params, count, start_server, stop, free_port) as server:
             for _ in range(runs):  # alternate: every configuration sees the same drift
-                with engines.Load() if loaded else _nothing():
+                with engines.Load() if loaded else contextlib.nullcontext():
                     for name, (threads, spin) in configs.items():
                         got[name].append(engines.decode_tps(model, threads, spin, 1, tokens, prompt, cache))
                     got["zoo"].append(server.tps())
@@ -474,14 +475,6 @@ def bench_threads(runs: int, tokens: int = 128) -> list[Row]:
                         ">= 0.9" if not loaded else "no collapse (>= 0.5)", ratio >= (0.9 if not loaded else 0.5),
                         runs, "gradio_client, final result, one warmed-up server"))
     return rows
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
 
 
 # --------------------------------------------------------------------------- 8. portable vs native build

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -130,8 +129,3 @@ def native_wheel(cache_root: Path) -> tuple[Path, float | None]:
         so.chmod(0o755)
     tmp.rename(folder)
     return folder, seconds
-
-
-def median(xs: list[float]) -> float:
-    """The median (a helper for alternating runs)."""
-    return statistics.median(xs)

@@ -66,6 +66,13 @@ _PROBES: dict[str, str] = {
     # ldtilecfg [rdi]; tilezero tmm0; tilerelease; ret  (rdi: a 64-byte palette-1 config)
     "amx_tile": "c4e2784907c4e27b49c0c4e27849c0c3",
 }
+# (probe, features it needs advertised, features lost when it fails): a wider family needs the narrower one's state.
+_STATE_FAMILIES: tuple[tuple[str, tuple[str, ...], frozenset[str]], ...] = (
+    ("avx", ("avx",), frozenset({"avx", "avx2", "avx512", "avx_vnni", "f16c", "fma"})),
+    ("avx2", ("avx2",), frozenset({"avx2", "avx512", "avx_vnni"})),
+    ("avx512", ("avx512",), frozenset({"avx512", "avx512vbmi", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8"})),
+    ("amx_tile", ("amx_tile", "amx_int8"), frozenset({"amx_tile", "amx_int8"})),
+)
 _PROBE_CHILD = r"""
 import ctypes, mmap, sys
 code = bytes.fromhex(sys.argv[1])
@@ -116,17 +123,9 @@ def granted_features(flags: set[str] | None = None, probe: Any = probe_family) -
     if all(p in flags for p in _AVX512_PARTS):
         have.add("avx512")
     # Families whose register state the OS or hypervisor must enable: advertised is not enough.
-    for family, needs in (("avx", ("avx",)), ("avx2", ("avx2",)), ("avx512", ("avx512",)),
-                          ("amx_tile", ("amx_tile", "amx_int8"))):
+    for family, needs, lost in _STATE_FAMILIES:
         if all(n in have for n in needs) and not probe(family):
-            if family == "avx":
-                have -= {"avx", "avx2", "avx512", "avx_vnni", "f16c", "fma"}
-            elif family == "avx2":
-                have -= {"avx2", "avx512", "avx_vnni"}
-            elif family == "avx512":
-                have -= {"avx512", "avx512vbmi", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8"}
-            else:
-                have -= {"amx_tile", "amx_int8"}
+            have -= lost
     return have
 
 
@@ -388,6 +387,8 @@ def converted_gguf(source: Path, weights: str, cache_dir: Path, threads: int = 0
     if out.is_file():
         return out
     prepare(cache_dir, source)
+    import ctypes
+
     import llama_cpp
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -398,7 +399,7 @@ def converted_gguf(source: Path, weights: str, cache_dir: Path, threads: int = 0
     params.nthread = threads or (os.cpu_count() or 1)
     started = time.perf_counter()
     try:
-        failed = llama_cpp.llama_model_quantize(str(source).encode(), str(tmp).encode(), ctypes_pointer(params))
+        failed = llama_cpp.llama_model_quantize(str(source).encode(), str(tmp).encode(), ctypes.pointer(params))
         if failed:
             raise ModelLoadError(f"llama.cpp could not convert {source.name} to {weights} (code {failed}).",
                                  "set ZOO_GGUF_WEIGHTS=original to run the file as it is")
@@ -409,13 +410,6 @@ def converted_gguf(source: Path, weights: str, cache_dir: Path, threads: int = 0
         {"source": str(source), "weights": weights, "seconds": round(time.perf_counter() - started, 2)}))
     log.info("Converted %s to %s in %.1fs: %s", source.name, weights, time.perf_counter() - started, out)
     return out
-
-
-def ctypes_pointer(params: Any) -> Any:
-    """A pointer to a ctypes structure (llama_model_quantize takes one)."""
-    import ctypes
-
-    return ctypes.pointer(params)
 
 
 def default_threads() -> int:
