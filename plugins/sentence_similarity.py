@@ -87,8 +87,6 @@ class SentenceSimilarity(Plugin):
                                "search fewer passages at a time, or join short lines into paragraphs")
 
     def run(self, model: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-        if model.family == "remote":  # ZOO_REMOTE_SENTENCE_SIMILARITY: the engine scores, the tab ranks
-            return self._remote(model.model, values, ctx)
         import torch
 
         bundle = model.model
@@ -115,8 +113,11 @@ class SentenceSimilarity(Plugin):
     def gpu_seconds(self, values: dict[str, Any]) -> float:
         return 10 + len(split_passages(values.get("documents") or "")) / 200
 
-    def _remote(self, remote: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-        """Cosine scores from a remote engine's sentence-similarity API, in batches; ranked here."""
+    def run_remote(self, remote: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        """Cosine scores from a remote engine's sentence-similarity API, in batches; ranked here.
+
+        ZOO_REMOTE_SENTENCE_SIMILARITY: the engine scores, the tab ranks.
+        """
         passages = split_passages(values["documents"])
         batch = self._batch_limit()
         scores: list[float] = []

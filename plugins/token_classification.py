@@ -64,8 +64,6 @@ class TokenClassification(Plugin):
     )
 
     def run(self, model: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-        if model.family == "remote":  # ZOO_REMOTE_TOKEN_CLASSIFICATION: the engine finds the entities
-            return self._remote(model.model, values)
         bundle = model.model
         text = values["text"]
         id2label = {int(i): str(label) for i, label in bundle.model.config.id2label.items()}
@@ -82,8 +80,11 @@ class TokenClassification(Plugin):
                            f"pick a real model (such as {self.models.online}) for real entities.")
         return {"highlighted": segments, "entities": rows, "note": " ".join(note)}
 
-    def _remote(self, remote: Any, values: dict[str, Any]) -> dict[str, Any]:
-        """Entities from a remote engine's token-classification API, shown as local ones are."""
+    def run_remote(self, remote: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        """Entities from a remote engine's token-classification API, shown as local ones are.
+
+        ZOO_REMOTE_TOKEN_CLASSIFICATION: the engine finds the entities.
+        """
         from zoo.models.remote import as_list
 
         text = values["text"]

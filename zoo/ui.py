@@ -80,7 +80,7 @@ def component(field: P.Field, limits: P.Limits, *, output: bool = False, render:
                           max_lines=max(field.lines, 20), **common)
     if isinstance(field, P.Number):
         lo, hi = field.bounds(limits)
-        if lo is not None and hi is not None and field.name != "seed" and hi - lo <= 10_000:
+        if lo is not None and hi is not None and not isinstance(field, P.Seed) and hi - lo <= 10_000:
             return gr.Slider(minimum=lo, maximum=hi, value=field.default, step=field.step or (1 if field.integer else 0.01),
                              info=field.info, **common)
         return gr.Number(value=field.default, minimum=lo, maximum=hi, precision=0 if field.integer else None,

@@ -11,32 +11,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
+# Shared with every LM plugin (zoo/generation.py); re-exported so `from zoo.models.lm import ...` keeps working.
+from zoo.generation import GenerationParams, GenerationStats, LanguageModel
 
-@dataclass(frozen=True)
-class GenerationParams:
-    """Sampling options shared by every LM plugin; temperature 0 means greedy."""
-
-    max_new_tokens: int = 256
-    temperature: float = 0.7
-    top_p: float = 0.95
-    top_k: int = 50
-    repetition_penalty: float = 1.1
-    seed: int | None = None
-
-
-@dataclass
-class GenerationStats:
-    """Filled in while streaming: tokens produced and decode time."""
-
-    prompt_tokens: int = 0
-    new_tokens: int = 0
-    seconds: float = 0.0
-    first_token_seconds: float | None = None
-
-    @property
-    def tokens_per_second(self) -> float:
-        """Decode speed of the finished request."""
-        return self.new_tokens / self.seconds if self.seconds > 0 else 0.0
+__all__ = ["GenerationParams", "GenerationStats", "LanguageModel", "LlamaCppLM", "ThreadTuner", "TransformersLM",
+           "runnable_elsewhere", "sample_next"]
 
 
 def runnable_elsewhere() -> int:

@@ -413,7 +413,7 @@ class RemoteLM:
     def stream(self, prompt: str, params: Any, cancel: threading.Event | None = None, stats: Any = None,
                templated: bool = True) -> Iterator[str]:
         """Yield text pieces as the engine sends them; leaving the loop closes the connection, which stops it."""
-        from zoo.models.lm import GenerationStats
+        from zoo.generation import GenerationStats
 
         stats = stats if stats is not None else GenerationStats()
         started = time.perf_counter()
