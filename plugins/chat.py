@@ -188,9 +188,9 @@ class Chat(Plugin):
 
         import gradio as gr
 
-        from zoo.ui import RAW_INPUTS, component, throttle
+        from zoo.ui import RAW_INPUTS, throttle
 
-        zoo, limits = ui.zoo, ui.zoo.limits
+        zoo = ui.zoo
         fields = {f.name: f for f in self.fields()}
         option_names = [f.name for f in self.options]
 
@@ -208,23 +208,20 @@ class Chat(Plugin):
             undo_btn = gr.Button("Undo", size="sm", elem_id="chat-undo")
             clear_btn = gr.Button("Clear", size="sm", elem_id="chat-clear")
         model = ui.model_picker()
-        with gr.Accordion("Advanced options", open=False):
-            system_prompt = component(fields["system_prompt"], limits)
-            options = [component(fields[n], limits) for n in option_names]
+        folded = ui.options_accordion([fields["system_prompt"], *self.options])
+        system_prompt, options = folded["system_prompt"], [folded[n] for n in option_names]
         # The API endpoint /chat takes and returns plain messages; these components only carry its values.
         api_history = gr.JSON(value=[], visible=False, label="History")
         api_reply = gr.Textbox(visible=False, label="Reply")
         api_trigger = gr.Button(visible=False)
-        gr.Examples([[ex["message"]] for ex in self.examples if "history" not in ex and "system_prompt" not in ex],
-                    inputs=[message], label="Examples")
+        ui.examples([ex for ex in self.examples if "history" not in ex and "system_prompt" not in ex],
+                    names=["message"], components={"message": message})
 
         ui.inputs = {"message": message, "history": api_history, "system_prompt": system_prompt,
                      **dict(zip(option_names, options)), "model": model}
         ui.outputs = [api_reply, api_history]
-        names = list(ui.inputs)
+        ui.api_endpoint(api_trigger.click)
         limit, group = zoo.settings.max_concurrency_per_model, f"model-{self.task}"
-        api_trigger.click(ui.handler(names), inputs=list(ui.inputs.values()), outputs=ui.outputs,
-                          api_name=self.endpoint(), concurrency_limit=limit, concurrency_id=group, **RAW_INPUTS)
 
         # The UI keeps the conversation in the Chatbot; a pending turn waits in a State while it streams.
         pending = gr.State(None)

@@ -157,42 +157,23 @@ class SentenceSimilarity(Plugin):
         return scores
 
     def build_ui(self, ui: Any) -> bool:
-        """The generated layout plus a .txt upload that fills the documents box."""
+        """The generated tab, with a Search button and a .txt upload beside it that fills the documents box."""
         import gradio as gr
 
-        from zoo.ui import RAW_INPUTS, component
-
         limits = ui.zoo.limits
-        ui.header()
-        with gr.Row():
-            with gr.Column(scale=1):
-                for f in self.inputs:
-                    ui.inputs[f.name] = component(f, limits)
-                with gr.Row():
-                    upload = gr.UploadButton("Load a .txt file into Documents", file_types=[".txt"],
-                                             type="filepath", size="sm", scale=1)
-                    run_btn = gr.Button("Search", variant="primary", scale=2)
-                model = ui.model_picker()
-                with gr.Accordion("Advanced options", open=False):
-                    for f in self.options:
-                        ui.inputs[f.name] = component(f, limits)
-            with gr.Column(scale=1):
-                ui.outputs = [component(f, limits, output=True) for f in self.outputs]
-        ui.inputs["model"] = model
-        names = list(ui.inputs)
 
         def read_upload(path: str | None) -> Iterator[str]:
             yield read_text_file(path, limits.max_text_chars) if path else gr.skip()
 
-        upload.upload(ui.guard(read_upload), upload, ui.inputs["documents"], api_visibility="private")
-        run_btn.click(ui.handler(names), inputs=list(ui.inputs.values()), outputs=ui.outputs,
-                      api_name=self.endpoint(), concurrency_limit=ui.zoo.settings.max_concurrency_per_model,
-                      concurrency_id=f"model-{self.task}", **RAW_INPUTS)
-        ui.inputs["query"].submit(ui.handler(names), list(ui.inputs.values()), ui.outputs, api_visibility="private",
-                                  **RAW_INPUTS)
-        gr.Examples([[ex["query"], ex["documents"]] for ex in self.examples],
-                    inputs=[ui.inputs["query"], ui.inputs["documents"]], label="Examples")
-        ui.api_help({"query": self.examples[0]["query"], "documents": self.examples[0]["documents"]})
+        def buttons() -> tuple[Any, None]:
+            with gr.Row():
+                upload = gr.UploadButton("Load a .txt file into Documents", file_types=[".txt"],
+                                         type="filepath", size="sm", scale=1)
+                search = gr.Button("Search", variant="primary", scale=2)
+            upload.upload(ui.guard(read_upload), upload, ui.inputs["documents"], api_visibility="private")
+            return search, None  # one quick pass: nothing to stop
+
+        ui.build(run_buttons=buttons)
         return True
 
 
