@@ -146,7 +146,7 @@ def is_multilingual(family: str, model: Any) -> bool:
         return bool(model.model.is_multilingual)
     if family == "transformers":
         flag = getattr(model.model.generation_config, "is_multilingual", None)
-        return bool(flag) if flag is not None else model.model.config.vocab_size >= 51865
+        return bool(flag) if flag is not None else model.config.vocab_size >= 51865
     return bool(model.is_multilingual)
 
 

@@ -192,7 +192,7 @@ def embedding_settings(path: Path, bundle: Any) -> tuple[str, int]:
         if pooling_config.get("pooling_mode_cls_token") and not pooling_config.get("pooling_mode_mean_tokens"):
             pooling = "cls"
     limits = [n for n in (max_length, getattr(bundle.tokenizer, "model_max_length", None),
-                          getattr(bundle.model.config, "max_position_embeddings", None))
+                          getattr(bundle.config, "max_position_embeddings", None))
               if isinstance(n, int) and n > 0]
     return pooling, min([*limits, 512])
 

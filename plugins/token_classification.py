@@ -66,7 +66,7 @@ class TokenClassification(Plugin):
     def run(self, model: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         bundle = model.model
         text = values["text"]
-        id2label = {int(i): str(label) for i, label in bundle.model.config.id2label.items()}
+        id2label = {int(i): str(label) for i, label in bundle.config.id2label.items()}
         words = _tag_words(bundle, text, values["aggregation"], ctx)
         entities = [e for e in _group_entities(words, id2label) if e.score >= values["min_score"]]
 

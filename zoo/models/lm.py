@@ -166,6 +166,11 @@ class TransformersLM:
     _generate_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
+    def config(self) -> Any:
+        """The model's transformers config."""
+        return self.model.config
+
+    @property
     def has_chat_template(self) -> bool:
         """Instruct models carry a chat template; base models do not."""
         return bool(getattr(self.tokenizer, "chat_template", None))
@@ -184,7 +189,7 @@ class TransformersLM:
     @property
     def context_length(self) -> int:
         """The longest prompt plus completion the model handles."""
-        return int(getattr(self.model.config, "max_position_embeddings", None) or 2048)
+        return int(getattr(self.config, "max_position_embeddings", None) or 2048)
 
     def stream(self, prompt: str, params: GenerationParams, cancel: threading.Event | None = None,
                stats: GenerationStats | None = None, templated: bool = True) -> Iterator[str]:
