@@ -8,7 +8,7 @@
   /v1/chat/completions, a raw prompt as a TGI text-generation request; both stream.
 - `RemoteClient` for every other kind: the huggingface_hub InferenceClient task
   methods (`question_answering`, `text_to_image`, ...), which a plugin calls in its
-  `model.family == "remote"` branch.
+  `run_remote` hook (the runner calls it in place of run/stream for a `remote:` model).
 
 A target is an endpoint URL (Text Generation Inference, vLLM's or llama.cpp's
 OpenAI-compatible server, an Inference Endpoint, another zoo's `serve-endpoint`)
