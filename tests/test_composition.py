@@ -254,6 +254,9 @@ def test_composite_returns_what_the_called_plugins_return(zoo: Zoo, speech: str)
     assert "Summarizer: Finding tiny:text2text-generation" in steps
     assert any(s.startswith("Transcriber: Transcribing") for s in steps), steps
     assert steps.index("Transcribed") < steps.index("Summarizer: Finding tiny:text2text-generation")
+    # The parts ran where a tab runs them: in workers under process isolation, sharing the cache's entries.
+    keys = zoo.models.cache.keys()
+    assert len(keys) == 2 and all((key[-1] == "worker") == (zoo.isolation == "process") for key in keys)
 
 
 def test_part_picker_model_reaches_the_called_task(zoo: Zoo) -> None:

@@ -315,7 +315,8 @@ class RunContext:
         """Call another plugin, yielding its growing outputs: a part name of `uses` (its picker's model
         unless `model=` is given) or any task name. It goes through the zoo as a tab does: input checks,
         model vetting, the shared cache, worker isolation; this request's cancel event, limits and
-        progress (prefixed with the part)."""
+        progress (prefixed with the part). Finish or close a stream before calling the same task again:
+        its model serves ZOO_CONCURRENCY requests at a time."""
         if self._call is None:
             raise ZooError("ctx.run and ctx.stream are for plugins that run in the server, not next to a model.",
                            "declare `models = None` (and `uses = {part: task}` for the tasks it calls)")
