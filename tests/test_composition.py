@@ -270,7 +270,7 @@ def test_part_picker_model_reaches_the_called_task(zoo: Zoo) -> None:
 
 def test_part_model_is_vetted_by_the_called_task(settings: Settings) -> None:
     zoo = Zoo(settings.replace(tiny=True, allow_custom_models=False), registry=registry())
-    with pytest.raises(ModelNotAllowed, match="Custom model `someone/else` is not allowed"):
+    with pytest.raises(ModelNotAllowed, match=r"`echo_model` \(model-echo\): Custom model `someone/else` is not allowed"):
         zoo.run("echo-user", text="hi", echo_model="someone/else")
     with pytest.raises(ModelNotAllowed, match="Local path `/tmp/x` cannot be chosen"):
         zoo.run("echo-user", text="hi", echo_model="/tmp/x")

@@ -87,7 +87,12 @@ class Zoo:
         for part, task in plugin.uses.items():
             used = self.registry.get(task)
             name = part_model_name(part)
-            picked[name] = self.check_model(used, values.get(name) or "") if used.models is not None else ""
+            try:
+                picked[name] = self.check_model(used, values.get(name) or "") if used.models is not None else ""
+            except ZooError as exc:  # the used task's rule, said of this parameter
+                exc.message = f"`{name}` ({task}): {exc.message}"
+                exc.args = (exc.message,)
+                raise
         return picked
 
     def _call(self, plugin: Plugin, checked: Mapping[str, Any], parent: RunContext, name: str,
