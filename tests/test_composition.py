@@ -384,6 +384,11 @@ def test_app_endpoints_and_pickers(settings: Settings) -> None:
     assert "Summarizer model" in pickers and "Transcriber model" in pickers
     # The orphan's tab says what is missing and how to fix it.
     assert "no plugin for <code>no-such-task</code> is served here" in config
+    # The endpoints' handlers take the parameters in that order; a picked part model reaches the part.
+    handlers = {f.api_name: f.fn for f in (demo.fns.values() if isinstance(demo.fns, dict) else demo.fns)}
+    assert list(handlers["word_count"]("a bb")) == [(2, "bb")]
+    assert list(handlers["echo_user"]("hi", 1, "part", "", "tiny:token-classification")) == [
+        ("tiny:token-classification (transformers)", 1)]
 
 
 def test_cli_list_and_run(settings: Settings, monkeypatch: pytest.MonkeyPatch,
