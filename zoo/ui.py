@@ -1,7 +1,8 @@
 """Gradio from declarations: one tab per plugin, generated from its fields.
 
 This is the only module that turns zoo errors into `gr.Error`. A plugin may build
-its own tab body (chat does) with the helpers of `TabBuilder`.
+its own tab body with `TabBuilder`'s layout hooks (the pieces the generated tab is made
+of): semantic search replaces only the buttons row, chat lays out its own conversation.
 """
 
 from __future__ import annotations
