@@ -17,6 +17,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ["HF_HUB_OFFLINE"] = "1"  # tests never touch the network
+# Only model-zoo's own plugins, whatever else is installed here (servers started as subprocesses
+# inherit it); a test that installs a third-party plugin asks for ZOO_PLUGIN_SOURCES=all itself.
+os.environ["ZOO_PLUGIN_SOURCES"] = "builtin"
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from zoo.runner import Zoo  # noqa: E402

@@ -17,6 +17,7 @@ from zoo.plugin import ModelChoices, Plugin, Text
 
 class Shout(Plugin):
     """A third-party plugin: upper-cases its input after loading the tiny LM."""
+    api_version = 2
     task = "shout"
     title = "Shout"
     model_kind = "causal-lm"

@@ -15,6 +15,10 @@ from typing import Any, Callable, ClassVar, Iterator, Mapping, Sequence
 
 from zoo.errors import Cancelled, InvalidInput
 
+#: The version of this contract. A plugin declares the one it targets (`api_version = 2`); the
+#: registry quarantines a plugin declaring another, or none (zoo.registry.api_version_problem).
+API_VERSION = 2
+
 # --------------------------------------------------------------------------- fields
 
 
@@ -345,6 +349,7 @@ class Plugin:
     Class attributes are the declaration; see plugins/text_generation.py for a full one.
     """
 
+    api_version: ClassVar[int]  # the Plugin API it targets: API_VERSION (required)
     task: ClassVar[str]  # Hugging Face pipeline tag, e.g. "text-generation"
     title: ClassVar[str]
     description: ClassVar[str] = ""
