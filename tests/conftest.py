@@ -47,7 +47,7 @@ def model_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def settings(model_cache_dir: Path) -> Settings:
     """Offline settings with the session cache; tests replace() what they need."""
     return Settings(offline=True, cache_dir=model_cache_dir, idle_unload_seconds=0, memory_budget=8 * 10**9,
-                    isolation=ISOLATION)
+                    isolation=ISOLATION, plugin_sources="builtin")
 
 
 @pytest.fixture
@@ -67,4 +67,4 @@ def tiny_inline_zoo(settings: Settings) -> Zoo:
 def real_zoo(tmp_path_factory: pytest.TempPathFactory, model_cache_dir: Path) -> Zoo:
     """Every built-in plugin on its offline default (real packaged weights where they exist), kept for the session."""
     return Zoo(Settings(offline=True, cache_dir=model_cache_dir, idle_unload_seconds=0, memory_budget=16 * 10**9,
-                        isolation=ISOLATION))
+                        isolation=ISOLATION, plugin_sources="builtin"))

@@ -161,8 +161,13 @@ def _add_endpoint_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", dest="endpoint_host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1; 0.0.0.0 exposes it to the network)")
     p.add_argument("--port", dest="endpoint_port", type=int, default=8000, help="port (default 8000)")
+    _add_settings_arguments(p, skip=("--host", "--port"))
+
+
+def _add_settings_arguments(p: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
+    """The settings flags on a subcommand, so that `zoo serve --port 8000` works as `zoo --port 8000 serve`."""
     for s in SETTINGS:
-        if s.flag is None or s.flag in ("--host", "--port"):
+        if s.flag is None or s.flag in skip:
             continue
         # SUPPRESS: a flag given before the command must not be reset by this parser's default.
         if s.parse is parse_bool:
@@ -183,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_run = sub.add_parser("run", help="run one plugin: python -m zoo run TASK --prompt ...", add_help=False)
     p_run.add_argument("task")
     p_run.add_argument("--out", type=Path, default=None, help="folder for image/audio outputs")
-    sub.add_parser("serve", help="start the web app (same as python app.py)")
+    _add_settings_arguments(sub.add_parser("serve", help="start the web app (same as python app.py)"))
     p_endpoint = sub.add_parser("serve-endpoint", help="serve the plugins in the formats huggingface_hub's "
                                 "InferenceClient speaks, so other zoos can use this one (README: 'Beyond one machine')")
     _add_endpoint_arguments(p_endpoint)
