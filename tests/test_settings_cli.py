@@ -69,6 +69,12 @@ def test_cli_list_runs_offline() -> None:
     assert line.split()[2:5] == ["model-zoo", zoo.__version__, str(zoo.API_VERSION)]
 
 
+def test_serve_takes_the_settings_flags_after_the_command_too() -> None:
+    out = _zoo("serve", "--help")
+    assert out.returncode == 0, out.stderr
+    assert "--port" in out.stdout and "--plugin-sources" in out.stdout and "--tiny" in out.stdout
+
+
 def test_cli_run_prints_json(model_cache_dir: Path) -> None:
     out = _zoo("--tiny", "run", "text-generation", "--prompt", "Hello", "--max-new-tokens", "4", "--seed", "1",
                env={"ZOO_CACHE_DIR": str(model_cache_dir)})

@@ -81,7 +81,8 @@ def cmd_list(settings: Settings, as_json: bool) -> int:
     width = max([len(r["task"]) for r in rows] + [len(b["plugin"]) for b in broken] + [4])
     packages = [f"{r['package'] or '-'} {r['version']}".strip() for r in rows]
     pwidth = max([len(p) for p in packages] + [7])
-    print(f"   {'task':<{width}}  {'package':<{pwidth}}  api  default model (where); this zoo runs Plugin API {API_VERSION}")
+    print(f"   {'task':<{width}}  {'package':<{pwidth}}  api  default model (where); "
+          f"this zoo runs Plugin API {API_VERSION}")
     for r, package in zip(rows, packages):
         mark = "ok " if r["available"] else "-- "
         print(f"{mark}{r['task']:<{width}}  {package:<{pwidth}}  {r['api_version']:<3}  "
