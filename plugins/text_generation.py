@@ -16,6 +16,7 @@ from zoo.plugin import Bool, Float, Int, ModelChoices, Plugin, RunContext, Seed,
 class TextGeneration(Plugin):
     """Streamed text generation with sampling options."""
 
+    api_version = 2
     task = "text-generation"
     title = "Text generation"
     description = "Write a prompt; the model continues it, token by token."
