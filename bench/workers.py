@@ -30,6 +30,7 @@ from zoo.plugin import Int, Json, ModelChoices, Plugin  # noqa: E402
 class Relay(Plugin):
     """Streams `count` small outputs next to the tiny LM without computing: the relay's own cost per output."""
 
+    api_version = 2
     task = "bench-relay"
     title = "Relay"
     model_kind = "causal-lm"

@@ -42,6 +42,7 @@ Segment = tuple[float, float, str]  # (start s, end s, text)
 class AutomaticSpeechRecognition(Plugin):
     """Whisper transcription or translation of an uploaded or recorded file."""
 
+    api_version = 2
     task = "automatic-speech-recognition"
     title = "Speech recognition"
     description = ("Upload or record speech; Whisper writes it down. Long recordings are transcribed 30 seconds "

@@ -117,6 +117,7 @@ def _flat(turns: Sequence[Sequence[Message]]) -> list[Message]:
 class Chat(Plugin):
     """Multi-turn chat with a system prompt, streamed, sharing its model with text generation."""
 
+    api_version = 2
     task = "conversational"
     title = "Chat"
     description = ("Talk with an instruct model. The whole conversation is sent with every message, so the model "

@@ -16,6 +16,7 @@ from zoo.plugin import Image, Int, Json, Labels, ModelChoices, Plugin, RunContex
 class ImageClassification(Plugin):
     """Top-k labels of an image (ImageNet classes with the default ViT)."""
 
+    api_version = 2
     task = "image-classification"
     title = "Image classification"
     description = ("Upload a picture; the model names what it shows, best labels first (1,000 ImageNet classes "

@@ -18,6 +18,7 @@ from zoo.plugin import Image, Int, Json, ModelChoices, Plugin, RunContext, Text
 class ImageToText(Plugin):
     """Describe an image in one sentence (BLIP captioning)."""
 
+    api_version = 2
     task = "image-to-text"
     title = "Image captioning"
     description = ("Upload a picture; the model writes a caption. Optionally give the start of the caption and "

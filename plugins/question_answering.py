@@ -182,6 +182,7 @@ def _config_architectures(scheme: str, name: str, revision: str | None) -> list[
 class QuestionAnswering(Plugin):
     """Answer a question from a context: extract a span, or generate a short answer."""
 
+    api_version = 2
     task = "question-answering"
     title = "Question answering"
     description = (

@@ -41,6 +41,7 @@ def split_passages(text: str) -> list[str]:
 class SentenceSimilarity(Plugin):
     """Semantic search over pasted passages with a sentence-embedding model."""
 
+    api_version = 2
     task = "sentence-similarity"
     title = "Semantic search"
     description = ("Paste passages (or upload a .txt file), ask a question; the passages closest in meaning come "

@@ -29,6 +29,7 @@ _ARTICLE = (
 class Summarization(Plugin):
     """Abstractive summaries with min/max length and beam search."""
 
+    api_version = 2
     task = "summarization"
     title = "Summarization"
     description = "Paste an article or a report; the model writes a short summary of it."

@@ -15,6 +15,7 @@ from zoo.plugin import Choice, Int, Labels, ModelChoices, Plugin, RunContext, Te
 class TextClassification(Plugin):
     """Sentiment (or any sequence classifier): label scores shown as bars."""
 
+    api_version = 2
     task = "text-classification"
     title = "Text classification"
     description = "Type a sentence; the model scores each of its labels (positive or negative, by default)."

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 class TextGeneration(Plugin):
     """Streamed text generation with sampling options."""
 
+    api_version = 2
     task = "text-generation"
     title = "Text generation"
     description = "Write a prompt; the model continues it, token by token."

@@ -43,6 +43,7 @@ _REQUIRED_ARGS = ("prompt", "negative_prompt", "width", "height", "num_inference
 class TextToImage(Plugin):
     """Seeded text-to-image generation with per-step progress and PNG metadata."""
 
+    api_version = 2
     task = "text-to-image"
     title = "Text to image"
     description = (

@@ -25,6 +25,7 @@ SENTENCE_PAUSE = 0.2  # seconds of silence between sentences, as Piper's own com
 class TextToSpeech(Plugin):
     """Speech synthesis with a Piper voice (offline) or a VITS model from the Hub."""
 
+    api_version = 2
     task = "text-to-speech"
     title = "Text to speech"
     description = (

@@ -34,6 +34,7 @@ class Entity:
 class TokenClassification(Plugin):
     """Named-entity recognition with word-level aggregation and a score threshold."""
 
+    api_version = 2
     task = "token-classification"
     title = "Named entities"
     description = ("Paste text; the model finds names of people, organisations, places and more, highlights "

@@ -49,6 +49,7 @@ OPUS_REPOS = frozenset(opus_repo(*pair) for pair in PAIRS.values())
 class Translation(Plugin):
     """Line-by-line translation; the language pair chooses the opus-mt model."""
 
+    api_version = 2
     task = "translation"
     title = "Translation"
     description = ("Translate text between English and another language. With an opus-mt model the pair picks "

@@ -30,6 +30,7 @@ def parse_labels(raw: str) -> list[str]:
 class ZeroShotClassification(Plugin):
     """Labels chosen at request time, scored by natural-language inference."""
 
+    api_version = 2
     task = "zero-shot-classification"
     title = "Zero-shot classification"
     description = ("Type a text and the labels to choose from, separated by commas; an NLI model scores how well "

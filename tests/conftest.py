@@ -17,6 +17,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ["HF_HUB_OFFLINE"] = "1"  # tests never touch the network
+# Only model-zoo's own plugins, whatever else is installed here (servers started as subprocesses
+# inherit it); a test that installs a third-party plugin asks for ZOO_PLUGIN_SOURCES=all itself.
+os.environ["ZOO_PLUGIN_SOURCES"] = "builtin"
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from zoo.runner import Zoo  # noqa: E402
@@ -44,7 +47,7 @@ def model_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def settings(model_cache_dir: Path) -> Settings:
     """Offline settings with the session cache; tests replace() what they need."""
     return Settings(offline=True, cache_dir=model_cache_dir, idle_unload_seconds=0, memory_budget=8 * 10**9,
-                    isolation=ISOLATION)
+                    isolation=ISOLATION, plugin_sources="builtin")
 
 
 @pytest.fixture
@@ -64,4 +67,4 @@ def tiny_inline_zoo(settings: Settings) -> Zoo:
 def real_zoo(tmp_path_factory: pytest.TempPathFactory, model_cache_dir: Path) -> Zoo:
     """Every built-in plugin on its offline default (real packaged weights where they exist), kept for the session."""
     return Zoo(Settings(offline=True, cache_dir=model_cache_dir, idle_unload_seconds=0, memory_budget=16 * 10**9,
-                        isolation=ISOLATION))
+                        isolation=ISOLATION, plugin_sources="builtin"))

@@ -33,9 +33,10 @@ from zoo.settings import Settings
 
 pytestmark = pytest.mark.browser
 
-# The same selection of plugins the app will make (ZOO_PLUGINS / ZOO_PLUGINS_DENY narrow both).
+# The built-in plugins, narrowed as the caller's ZOO_PLUGINS / ZOO_PLUGINS_DENY say; the app serves
+# exactly these plus the broken third-party plugin below, whatever else is installed.
 _SETTINGS = Settings.from_env()
-REGISTRY = Registry.discover(allow=_SETTINGS.plugins, deny=_SETTINGS.disabled_plugins)
+REGISTRY = Registry.builtin(allow=_SETTINGS.plugins, deny=_SETTINGS.disabled_plugins)
 PLUGINS = {p.task: p for p in REGISTRY.plugins()}
 
 BROKEN_NAME = "broken-demo"
@@ -57,9 +58,11 @@ def app(model_cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         "ZOO_CACHE_DIR": str(model_cache_dir),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])),
         "GRADIO_ANALYTICS_ENABLED": "False",
+        # Third-party plugins on (the broken one is one), but only it besides the built-ins: other
+        # installed packages' plugins stay out, so the tabs are the same on every machine.
+        "ZOO_PLUGIN_SOURCES": "all",
+        "ZOO_PLUGINS": ",".join([*PLUGINS, BROKEN_NAME]),
     }
-    if _SETTINGS.plugins:  # an allow list must let the broken plugin in too, or its tab is not made
-        env["ZOO_PLUGINS"] = ",".join([*_SETTINGS.plugins, BROKEN_NAME])
     server = start_app(env, tmp_path_factory.mktemp("app-log") / "app.log")
     yield server
     server.stop()

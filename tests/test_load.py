@@ -95,6 +95,7 @@ class Holders:
 class SlotProbe(Plugin):
     """A throwaway plugin on the shared tiny LM: it holds the model for a moment and counts itself."""
 
+    api_version = 2
     task = "slot-probe"
     title = "Slot probe (test)"
     model_kind = "causal-lm"

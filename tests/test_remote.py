@@ -422,7 +422,7 @@ CASES: list[tuple[str, Any, Callable[[dict, dict], None]]] = [
 def local_and_remote(zoo_endpoint: str, model_cache_dir: Path) -> tuple[Zoo, Zoo]:
     """The same tiny zoo twice: one runs every tab here, the other sends every tab to serve-endpoint."""
     base = Settings(offline=True, tiny=True, cache_dir=model_cache_dir, idle_unload_seconds=0,
-                    memory_budget=8 * 10**9)
+                    memory_budget=8 * 10**9, plugin_sources="builtin")
     local = Zoo(base)
     remote = Zoo(base.replace(remote={task: f"{zoo_endpoint}/{task}" for task in local.registry.tasks()}))
     return local, remote

@@ -56,6 +56,23 @@ def test_cli_list_runs_offline() -> None:
     rows = {r["task"]: r for r in json.loads(out.stdout)["plugins"]}
     assert rows["text-generation"]["available"] is True
     assert "packaged" in rows["text-generation"]["source"]
+    import zoo
+
+    for row in rows.values():  # each plugin's package, its version and the Plugin API it targets
+        assert (row["package"], row["version"], row["api_version"]) == ("model-zoo", zoo.__version__, zoo.API_VERSION)
+    assert rows["conversational"]["plugin_source"] == "plugins.chat"
+    table = _zoo("list")
+    assert table.returncode == 0, table.stderr
+    header, *lines = table.stdout.splitlines()
+    assert "package" in header and "api" in header and f"Plugin API {zoo.API_VERSION}" in header
+    line = next(ln for ln in lines if ln.split()[1] == "text-generation")
+    assert line.split()[2:5] == ["model-zoo", zoo.__version__, str(zoo.API_VERSION)]
+
+
+def test_serve_takes_the_settings_flags_after_the_command_too() -> None:
+    out = _zoo("serve", "--help")
+    assert out.returncode == 0, out.stderr
+    assert "--port" in out.stdout and "--plugin-sources" in out.stdout and "--tiny" in out.stdout
 
 
 def test_cli_run_prints_json(model_cache_dir: Path) -> None:

@@ -1,4 +1,4 @@
-"""Hugging Face Spaces: `python -m zoo space build|push`, the built Space app, and the ZeroGPU path.
+"""Hugging Face Spaces: `zoo space build|push` (zoo/space.py), the built Space app, and the ZeroGPU path.
 
 Everything here runs offline: the built Space is started with HF_HUB_OFFLINE=1 on tiny
 models, ZeroGPU is played by a fake `spaces` module that records what the zoo asks of it,
@@ -23,6 +23,7 @@ import yaml
 
 from zoo.cli import main as cli_main
 from zoo.cli import space_builder
+from zoo.errors import UnknownPlugin
 from zoo.registry import Registry
 from zoo.runner import Zoo
 from zoo.settings import Settings
@@ -71,14 +72,14 @@ def GPU(task=None, *, duration=None, size=None):
 
 @pytest.fixture(scope="module")
 def builder() -> Any:
-    """spaces/builder.py, loaded the way the CLI loads it."""
+    """zoo/space.py, as the CLI gets it."""
     return space_builder()
 
 
 @pytest.fixture(scope="module")
 def all_space(builder: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """A Space built with every working plugin, on the default hardware."""
-    return builder.build(tmp_path_factory.mktemp("space-all") / "space")
+    """A Space built with every working built-in plugin, on the default hardware."""
+    return builder.build(tmp_path_factory.mktemp("space-all") / "space", sources="builtin")
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +158,7 @@ def stop(proc: subprocess.Popen) -> None:
 def test_all_plugins_front_matter_has_every_field(all_space: Any) -> None:
     matter = front_matter(all_space.folder)
     assert matter == all_space.front_matter
-    plugins = Registry.discover().plugins()
+    plugins = Registry.builtin().plugins()
     assert list(all_space.tasks) == [p.task for p in plugins] and len(plugins) >= 2
     assert matter["title"] == "Model Zoo"
     assert isinstance(matter["emoji"], str) and matter["emoji"].strip()
@@ -182,7 +183,7 @@ def test_all_plugins_front_matter_has_every_field(all_space: Any) -> None:
 def test_all_plugins_readme_shows_a_client_call_per_endpoint(all_space: Any) -> None:
     body = (all_space.folder / "README.md").read_text(encoding="utf-8").split("\n---\n", 1)[1]
     assert "from gradio_client import Client" in body
-    for plugin in Registry.discover().plugins():
+    for plugin in Registry.builtin().plugins():
         assert f'api_name="/{plugin.endpoint()}"' in body
         assert f"| {plugin.title} | `/{plugin.endpoint()}` |" in body
     assert "preload_from_hub" in body and "/data" in body and "ZOO_ALLOW_CUSTOM_MODELS" in body
@@ -190,8 +191,8 @@ def test_all_plugins_readme_shows_a_client_call_per_endpoint(all_space: Any) -> 
 
 def test_all_plugins_files_are_code_only(all_space: Any) -> None:
     files = files_in(all_space.folder)
-    assert {f.split("/")[0] for f in files} == {"README.md", "app.py", "requirements.txt", "packages.txt", "zoo",
-                                                "plugins"}
+    assert {f.split("/")[0] for f in files} == {"README.md", "app.py", "requirements.txt", "packages.txt",
+                                                "pyproject.toml", "zoo", "plugins"}
     assert (all_space.folder / "packages.txt").read_text().split() == ["ffmpeg", "espeak-ng"]
     assert {rel for rel, _ in all_space.files} == files
     for f in files:
@@ -204,7 +205,7 @@ def test_all_plugins_files_are_code_only(all_space: Any) -> None:
     assert repo_zoo <= files
     for rel in repo_zoo:
         assert (all_space.folder / rel).read_bytes() == (ROOT / rel).read_bytes()
-    for plugin in Registry.discover().plugins():
+    for plugin in Registry.builtin().plugins():
         module = sys.modules[type(plugin).__module__]
         assert f"plugins/{Path(module.__file__).name}" in files
     assert "plugins/__init__.py" in files
@@ -242,6 +243,68 @@ def test_one_plugin_zero_gpu_space(one_space: Path) -> None:
     assert plugin_files == {"plugins/__init__.py", "plugins/text_generation.py"}
     assert 'PLUGINS = "text-generation"' in (one_space / "app.py").read_text()
     assert "ZeroGPU" in (one_space / "README.md").read_text()
+
+
+SHOUT_PLUGIN = """
+from zoo.plugin import ModelChoices, Plugin, Text
+
+class Shout(Plugin):
+    api_version = 2
+    task = "shout"
+    title = "Shout"
+    model_kind = "causal-lm"
+    models = ModelChoices(online="tiny:causal-lm", tiny="tiny:causal-lm")
+    inputs = (Text("text"),)
+    outputs = (Text("shouted"),)
+
+    def run(self, model, values, ctx):
+        return {"shouted": values["text"].upper()}
+"""
+
+
+@pytest.fixture
+def shout_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A third-party plugin package, zoo-plugin-shout 0.3, installed as pip would (module + dist-info)."""
+    site = tmp_path / "site"
+    (site / "zoo_plugin_shout-0.3.dist-info").mkdir(parents=True)
+    (site / "zoo_plugin_shout.py").write_text(SHOUT_PLUGIN)
+    (site / "zoo_plugin_shout-0.3.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: zoo-plugin-shout\nVersion: 0.3\n")
+    (site / "zoo_plugin_shout-0.3.dist-info" / "entry_points.txt").write_text(
+        "[zoo.plugins]\nshout = zoo_plugin_shout\n")
+    monkeypatch.syspath_prepend(str(site))
+    return site
+
+
+def test_space_lists_its_plugins_as_entry_points_and_finds_them(one_space: Path) -> None:
+    import tomllib
+
+    project = tomllib.loads((one_space / "pyproject.toml").read_text())["project"]
+    assert project["name"] == "model-zoo" and project["version"] == __import__("zoo").__version__
+    assert project["entry-points"]["zoo.plugins"] == {"text_generation": "plugins.text_generation"}
+    # The Space does not install model-zoo: discovery there reads the entry points from that file.
+    code = ("from zoo.registry import Registry; r = Registry.discover(); o = r.origin('text-generation'); "
+            "print(r.tasks(), o.package, o.source, len(r.quarantined))")
+    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "ZOO_PLUGINS", "ZOO_PLUGIN_SOURCES"}}
+    out = subprocess.run([sys.executable, "-c", code], cwd=one_space, env=env, capture_output=True, text=True,
+                         timeout=120, check=True).stdout.strip()
+    assert out == "['text-generation'] model-zoo plugins.text_generation 0", out
+
+
+def test_third_party_plugins_are_pinned_not_copied_and_builtin_leaves_them_out(
+        builder: Any, shout_installed: Path, tmp_path: Path) -> None:
+    built = builder.build(tmp_path / "mixed", ["text-generation", "shout"], sources="all")
+    assert built.tasks == ("text-generation", "shout")
+    requirements = (built.folder / "requirements.txt").read_text().splitlines()
+    assert requirements[-1] == "zoo-plugin-shout==0.3"  # the Space installs the package, as here
+    assert {f for f in files_in(built.folder) if f.startswith("plugins/")} == {"plugins/__init__.py",
+                                                                               "plugins/text_generation.py"}
+    assert "shout" not in (built.folder / "pyproject.toml").read_text()
+    # ZOO_PLUGIN_SOURCES=builtin (this suite's setting): the installed plugin is not there to pick
+    with pytest.raises(UnknownPlugin, match="No plugin for task `shout`"):
+        builder.build(tmp_path / "builtin", ["shout"], sources="builtin")
+    everything = builder.build(tmp_path / "all-builtin", sources="builtin")
+    assert "shout" not in everything.tasks and "zoo-plugin-shout" not in (everything.folder / "requirements.txt").read_text()
 
 
 def test_copy_filter_drops_caches_weights_and_tests(builder: Any, tmp_path: Path) -> None:
@@ -383,7 +446,7 @@ def test_zero_gpu_is_a_no_op_elsewhere(fake_spaces: Any, settings: Settings, mon
 
 def test_zero_gpu_without_the_spaces_package_runs_plainly(settings: Settings, monkeypatch: pytest.MonkeyPatch,
                                                          caplog: pytest.LogCaptureFixture) -> None:
-    # Only this repo's spaces/ folder (the builder, deliberately not a package) answers `import spaces`.
+    # Only this repo's spaces/ folder (templates, not a package) answers `import spaces`: an empty namespace.
     monkeypatch.setenv("SPACES_ZERO_GPU", "1")
     monkeypatch.delitem(sys.modules, "spaces", raising=False)
     zoo = Zoo(settings.replace(tiny=True, plugins=("text-generation",)))

@@ -57,6 +57,7 @@ def load_hog(resolved, kind, ctx):
 class AbortTab(Plugin):
     """Runs the engine that aborts on load."""
 
+    api_version = 2
     task = "fake-abort"
     title = "Fake abort"
     model_kind = "causal-lm"
@@ -71,6 +72,7 @@ class AbortTab(Plugin):
 class HogTab(Plugin):
     """Asks its engine for memory."""
 
+    api_version = 2
     task = "fake-hog"
     title = "Fake hog"
     model_kind = "causal-lm"
@@ -85,6 +87,7 @@ class HogTab(Plugin):
 class SpinTab(Plugin):
     """Burns CPU next to the tiny LM until cancelled, reporting progress; writes a marker when it stops."""
 
+    api_version = 2
     task = "fake-spin"
     title = "Fake spin"
     model_kind = "causal-lm"
@@ -107,6 +110,7 @@ class SpinTab(Plugin):
 class FailTab(Plugin):
     """Raises errors in the worker: a zoo error with its own arguments, or one no server can rebuild."""
 
+    api_version = 2
     task = "fake-fail"
     title = "Fake fail"
     model_kind = "causal-lm"

@@ -1,5 +1,6 @@
-"""Command line: `python -m zoo list`, `python -m zoo run TASK --field value ...`, `python -m zoo serve`,
-`python -m zoo serve-endpoint` (the plugins for other zoos' remote tabs: zoo/endpoint.py).
+"""Command line: `zoo list`, `zoo run TASK --field value ...`, `zoo serve`, `zoo space build|push`,
+`zoo serve-endpoint` (the plugins for other zoos' remote tabs: zoo/endpoint.py). `python -m zoo ...`
+is the same command.
 
 `run` flags are generated from the plugin's declaration, so every plugin gets a CLI
 for free. Results are printed as JSON; images and audio are written to files and
@@ -9,7 +10,6 @@ their paths printed.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import tempfile
@@ -47,37 +47,53 @@ def _pnginfo(image: Any) -> Any:
     return info
 
 
+def _prog() -> str:
+    """How the user called us, for usage lines: the `zoo` console script or `python -m zoo`."""
+    return "zoo" if Path(sys.argv[0]).name == "zoo" else "python -m zoo"
+
+
 def cmd_list(settings: Settings, as_json: bool) -> int:
-    """Print each plugin with its task, default model and whether that model is available here."""
+    """Print each plugin: task, package, version and Plugin API, default model and whether it is available here."""
+    from zoo.plugin import API_VERSION
     from zoo.runner import Zoo
 
     zoo = Zoo(settings)
     rows = []
     for plugin in zoo.registry.plugins():
+        origin = zoo.registry.origin(plugin.task)
+        row = {"task": plugin.task, "title": plugin.title, "endpoint": "/" + plugin.endpoint(),
+               "package": origin.package, "version": origin.version, "api_version": plugin.api_version,
+               "plugin_source": origin.source}
         if plugin.models is None:  # model-less or composite: it runs here, on the models of the tasks it uses
             problem = zoo.composition_problem(plugin)
             where = str(problem) if problem else (
                 "uses " + ", ".join(f"{part}: {task}" for part, task in plugin.uses.items()) if plugin.uses
                 else "runs in the server")
-            rows.append({"task": plugin.task, "title": plugin.title, "endpoint": "/" + plugin.endpoint(),
-                         "default_model": None, "available": problem is None, "source": where,
-                         "online_default": None, "offline_default": None, "uses": dict(plugin.uses)})
-            continue
-        default = zoo.default_model(plugin)
-        ok, where = zoo.models.availability(default)
-        rows.append({"task": plugin.task, "title": plugin.title, "endpoint": "/" + plugin.endpoint(),
-                     "default_model": default, "available": ok, "source": where,
-                     "online_default": plugin.models.online, "offline_default": plugin.models.offline})
-    broken = [{"plugin": q.name, "error": q.error, "fix": q.fix} for q in zoo.registry.quarantined]
+            row |= {"default_model": None, "available": problem is None, "source": where,
+                    "online_default": None, "offline_default": None, "uses": dict(plugin.uses)}
+        else:
+            default = zoo.default_model(plugin)
+            ok, where = zoo.models.availability(default)
+            row |= {"default_model": default, "available": ok, "source": where,
+                    "online_default": plugin.models.online, "offline_default": plugin.models.offline}
+        rows.append(row)
+    broken = [{"plugin": q.name, "package": q.package, "version": q.version, "error": q.error, "fix": q.fix}
+              for q in zoo.registry.quarantined]
     if as_json:
-        print(json.dumps({"plugins": rows, "quarantined": broken}, indent=2))
+        print(json.dumps({"api_version": API_VERSION, "plugins": rows, "quarantined": broken}, indent=2))
         return 0
-    width = max([len(r["task"]) for r in rows] + [4])
-    for r in rows:
+    width = max([len(r["task"]) for r in rows] + [len(b["plugin"]) for b in broken] + [4])
+    packages = [f"{r['package'] or '-'} {r['version']}".strip() for r in rows]
+    pwidth = max([len(p) for p in packages] + [7])
+    print(f"   {'task':<{width}}  {'package':<{pwidth}}  api  default model (where); "
+          f"this zoo runs Plugin API {API_VERSION}")
+    for r, package in zip(rows, packages):
         mark = "ok " if r["available"] else "-- "
-        print(f"{mark}{r['task']:<{width}}  {r['default_model'] or 'no model'}  ({r['source']})")
+        print(f"{mark}{r['task']:<{width}}  {package:<{pwidth}}  {r['api_version']:<3}  "
+              f"{r['default_model'] or 'no model'}  ({r['source']})")
     for b in broken:
-        print(f"!! {b['plugin']:<{width}}  quarantined: {b['error']}  Fix: {b['fix']}")
+        package = f"{b['package'] or '-'} {b['version']}".strip()
+        print(f"!! {b['plugin']:<{width}}  {package:<{pwidth}}  quarantined: {b['error']}  Fix: {b['fix']}")
     return 0
 
 
@@ -87,7 +103,7 @@ def cmd_run(settings: Settings, task: str, argv: Sequence[str], out_dir: Path | 
 
     zoo = Zoo(settings)
     plugin = zoo.registry.get(task)
-    parser = argparse.ArgumentParser(prog=f"python -m zoo run {plugin.task}", description=plugin.description)
+    parser = argparse.ArgumentParser(prog=f"{_prog()} run {plugin.task}", description=plugin.description)
     for f in plugin.fields():
         flag = "--" + f.name.replace("_", "-")
         if isinstance(f, Bool):
@@ -116,19 +132,10 @@ def cmd_run(settings: Settings, task: str, argv: Sequence[str], out_dir: Path | 
 
 
 def space_builder() -> ModuleType:
-    """The Space builder, spaces/builder.py, loaded by path (spaces/ is not a package: see its docstring)."""
-    name = "zoo_space_builder"
-    if name in sys.modules:
-        return sys.modules[name]
-    path = Path(__file__).resolve().parent.parent / "spaces" / "builder.py"
-    if not path.is_file():
-        raise ZooError(f"The Space builder is not here ({path} is missing).",
-                       "run `python -m zoo space ...` from a clone of the Model Zoo repository")
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules[name] = module
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+    """The Space builder, zoo.space, imported only by the `space` commands (it needs huggingface_hub and yaml)."""
+    import zoo.space
+
+    return zoo.space
 
 
 def _add_space_arguments(space: argparse.ArgumentParser) -> None:
@@ -164,8 +171,13 @@ def _add_endpoint_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", dest="endpoint_host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1; 0.0.0.0 exposes it to the network)")
     p.add_argument("--port", dest="endpoint_port", type=int, default=8000, help="port (default 8000)")
+    _add_settings_arguments(p, skip=("--host", "--port"))
+
+
+def _add_settings_arguments(p: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
+    """The settings flags on a subcommand, so that `zoo serve --port 8000` works as `zoo --port 8000 serve`."""
     for s in SETTINGS:
-        if s.flag is None or s.flag in ("--host", "--port"):
+        if s.flag is None or s.flag in skip:
             continue
         # SUPPRESS: a flag given before the command must not be reset by this parser's default.
         if s.parse is parse_bool:
@@ -178,7 +190,7 @@ def _add_endpoint_arguments(p: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `python -m zoo`."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="python -m zoo", description="Model Zoo command line")
+    parser = argparse.ArgumentParser(prog=_prog(), description="Model Zoo command line")
     build_arg_parser(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     p_list = sub.add_parser("list", help="plugins, tasks, default models and whether each is available here")
@@ -186,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_run = sub.add_parser("run", help="run one plugin: python -m zoo run TASK --prompt ...", add_help=False)
     p_run.add_argument("task")
     p_run.add_argument("--out", type=Path, default=None, help="folder for image/audio outputs")
-    sub.add_parser("serve", help="start the web app (same as python app.py)")
+    _add_settings_arguments(sub.add_parser("serve", help="start the web app (same as python app.py)"))
     p_endpoint = sub.add_parser("serve-endpoint", help="serve the plugins in the formats huggingface_hub's "
                                 "InferenceClient speaks, so other zoos can use this one (README: 'Beyond one machine')")
     _add_endpoint_arguments(p_endpoint)

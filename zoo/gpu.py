@@ -58,7 +58,9 @@ def import_spaces() -> Any | None:
     except ImportError:
         return None
     if not callable(getattr(spaces, "GPU", None)):
-        # e.g. a folder named spaces/ on sys.path that is not the package (this repo's builder folder).
+        # e.g. a folder named spaces/ on sys.path that is not the package: run from a checkout without
+        # Hugging Face's package installed, this repo's spaces/ (templates, no __init__.py) imports as an
+        # empty namespace package. With the real package installed, it always wins over such a folder.
         log.warning("The `spaces` module at %s has no GPU decorator; it is not Hugging Face's `spaces` package.",
                     getattr(spaces, "__file__", None) or list(getattr(spaces, "__path__", [])))
         return None

@@ -15,6 +15,10 @@ from typing import Any, Callable, ClassVar, Iterator, Mapping, Sequence
 
 from zoo.errors import Cancelled, InvalidInput, ModelLoadError, ZooError
 
+#: The version of this contract. A plugin declares the one it targets (`api_version = 2`); the
+#: registry quarantines a plugin declaring another, or none (zoo.registry.api_version_problem).
+API_VERSION = 2
+
 # --------------------------------------------------------------------------- fields
 
 
@@ -333,6 +337,8 @@ class RunContext:
             raise ZooError("ctx.run and ctx.stream are for plugins that run in the server, not next to a model.",
                            "declare `models = None` (and `uses = {part: task}` for the tasks it calls)")
         yield from self._call(self, task_or_part, values)
+        # A stopped child may end quietly (a model in a worker stops at its next step): the caller stops too.
+        self.raise_if_cancelled()
 
     def run(self, task_or_part: str, /, **values: Any) -> dict[str, Any]:
         """Call another plugin to completion and return its outputs (see `stream`)."""
@@ -392,6 +398,7 @@ class Plugin:
     Class attributes are the declaration; see plugins/text_generation.py for a full one.
     """
 
+    api_version: ClassVar[int]  # the Plugin API it targets: API_VERSION (required)
     task: ClassVar[str]  # Hugging Face pipeline tag, e.g. "text-generation"
     title: ClassVar[str]
     description: ClassVar[str] = ""

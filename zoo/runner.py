@@ -32,7 +32,7 @@ class Zoo:
                  models: ModelManager | None = None):
         self.settings = settings or Settings.from_env()
         self.registry = registry if registry is not None else Registry.discover(
-            allow=self.settings.plugins, deny=self.settings.disabled_plugins)
+            allow=self.settings.plugins, deny=self.settings.disabled_plugins, sources=self.settings.plugin_sources)
         self.models = models or ModelManager(self.settings)
         self.limits = Limits.from_settings(self.settings)
         self.gpu = ZeroGPU(self)  # inactive (a no-op) unless the Space runs on ZeroGPU

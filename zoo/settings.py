@@ -72,6 +72,7 @@ class Settings:
 
     plugins: tuple[str, ...] = ()
     disabled_plugins: tuple[str, ...] = ()
+    plugin_sources: str = "all"
     device: str = "auto"
     memory_budget: int = field(default_factory=lambda: _total_ram() // 2)
     idle_unload_seconds: float = 1800.0
@@ -258,6 +259,7 @@ def _choice(*options: str) -> Callable[[str, str], str]:
 _gguf_backend = _choice("auto", "llama-cpp", "transformers")
 _gguf_weights = _choice("f16", "q8_0", "f32", "original")
 _oversize = _choice("refuse", "downscale")
+_plugin_sources = _choice("all", "builtin")
 
 
 def _isolation(name: str, raw: str) -> str:
@@ -279,6 +281,7 @@ def _path(_name: str, raw: str) -> Path:
 SETTINGS: tuple[Setting, ...] = (
     Setting("plugins", "ZOO_PLUGINS", "Allow list of plugin tasks (comma-separated); empty means all.", _list, "--plugins"),
     Setting("disabled_plugins", "ZOO_PLUGINS_DENY", "Plugin tasks to leave out (comma-separated).", _list, "--disable"),
+    Setting("plugin_sources", "ZOO_PLUGIN_SOURCES", "Where plugins come from: all (default: the built-in ones and every installed package's `zoo.plugins` entry points) or builtin (only model-zoo's own).", _plugin_sources, "--plugin-sources"),
     Setting("device", "ZOO_DEVICE", "auto, cpu, cuda, cuda:N or mps.", _device, "--device"),
     Setting("memory_budget", "ZOO_MEMORY_BUDGET", "Memory for loaded models (e.g. 8GB); idle models are evicted, least recently used first. Default: half the RAM.", parse_size, "--memory-budget"),
     Setting("idle_unload_seconds", "ZOO_IDLE_UNLOAD", "Unload a model unused for this many seconds (0 = never). Default 1800.", _float),
