@@ -37,7 +37,6 @@ class Relay(Plugin):
     models = ModelChoices(online="tiny:causal-lm", tiny="tiny:causal-lm")
     inputs = (Int("count", 1000, 1, 10**6),)
     outputs = (Json("text"),)
-    can_stream = True
 
     def stream(self, model, values, ctx):
         text = ""

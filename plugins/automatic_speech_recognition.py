@@ -70,7 +70,6 @@ class AutomaticSpeechRecognition(Plugin):
     )
     # No example: the repo holds no audio files, and the tab's microphone is one click away.
     examples = ()
-    can_stream = True
 
     def check(self, values: dict[str, Any], limits: Limits) -> None:
         # Probing is cheap and needs no model: a bad or overlong file fails before any loading.
@@ -78,9 +77,6 @@ class AutomaticSpeechRecognition(Plugin):
         audio.check_duration(info, limits.max_audio_seconds, Path(values["audio"]).name)
 
     def stream(self, model: Any, values: dict[str, Any], ctx: RunContext) -> Iterator[dict[str, Any]]:
-        if model.family == "remote":  # ZOO_REMOTE_AUTOMATIC_SPEECH_RECOGNITION: the engine transcribes the file
-            yield self._remote(model.model, values, ctx)
-            return
         backend = BACKENDS.get(model.family)
         if backend is None:
             raise ModelLoadError(f"`{model.ref}` is a {model.family} model; speech recognition runs Whisper models.",
@@ -95,8 +91,9 @@ class AutomaticSpeechRecognition(Plugin):
         srt = write_srt(segments, values["audio"], ctx)
         yield {"text": join_text(segments), "segments": table_rows(segments), "srt": srt}
 
-    def _remote(self, remote: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-        """A remote engine's speech-recognition API: the file goes as it is; its timed chunks become segments."""
+    def run_remote(self, remote: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        """ZOO_REMOTE_AUTOMATIC_SPEECH_RECOGNITION: the engine's speech-recognition API transcribes the file as
+        it is; its timed chunks become segments."""
         language = None if values["language"] == "auto" else values["language"]
         ctx.progress(None, f"Transcribing on the remote engine {remote.label}")
         out = remote.call("automatic_speech_recognition", values["audio"], extra_body={
@@ -150,7 +147,7 @@ def is_multilingual(family: str, model: Any) -> bool:
         return bool(model.model.is_multilingual)
     if family == "transformers":
         flag = getattr(model.model.generation_config, "is_multilingual", None)
-        return bool(flag) if flag is not None else model.model.config.vocab_size >= 51865
+        return bool(flag) if flag is not None else model.config.vocab_size >= 51865
     return bool(model.is_multilingual)
 
 

@@ -12,10 +12,15 @@ history still holds every message.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
+from plugins._lm import LM_MODELS
 from zoo.errors import InvalidInput
-from zoo.plugin import Float, Int, Json, Limits, ModelChoices, Plugin, RunContext, Seed, Text
+from zoo.generation import GenerationParams, LanguageModel, sampling_options
+from zoo.plugin import Json, Limits, Plugin, RunContext, Text
+
+if TYPE_CHECKING:
+    from zoo.models.manager import Loaded
 
 ROLES = ("user", "assistant", "system")
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
@@ -63,7 +68,7 @@ def check_history(value: Any, limits: Limits | None = None) -> list[Message]:
     return messages
 
 
-def fit_to_context(lm: Any, system: Sequence[Message], history: Sequence[Message], message: Message,
+def fit_to_context(lm: LanguageModel, system: Sequence[Message], history: Sequence[Message], message: Message,
                    budget: int) -> list[Message]:
     """The prompt's messages: system + as many recent history turns as fit in `budget` tokens + the new message.
 
@@ -119,13 +124,7 @@ class Chat(Plugin):
                    "remembers earlier turns (the oldest ones are dropped when it outgrows the model's context).")
     order = 11
     model_kind = "causal-lm"
-    # The same references as text generation: one loaded copy serves both tabs.
-    models = ModelChoices(
-        online="HuggingFaceTB/SmolLM2-135M-Instruct",
-        offline="packaged:smollm2-135m-instruct",
-        tiny="tiny:causal-lm",
-        known=("HuggingFaceTB/SmolLM2-360M-Instruct", "Qwen/Qwen2.5-0.5B-Instruct"),
-    )
+    models = LM_MODELS  # the same references as text generation: one loaded copy serves both tabs
     api_name = "chat"
     inputs = (
         Text("message", lines=2, placeholder="Type a message and press Enter…"),
@@ -133,14 +132,7 @@ class Chat(Plugin):
         Text("system_prompt", DEFAULT_SYSTEM_PROMPT, lines=2, required=False,
              info="How the assistant should behave; a system message at the start of the history overrides it"),
     )
-    options = (
-        Int("max_new_tokens", 256, 1, 4096, limit="max_new_tokens", info="Upper bound on the reply's tokens"),
-        Float("temperature", 0.7, 0.0, 2.0, step=0.05, info="0 = greedy (deterministic)"),
-        Float("top_p", 0.95, 0.05, 1.0, step=0.05),
-        Int("top_k", 50, 0, 1000),
-        Float("repetition_penalty", 1.1, 1.0, 2.0, step=0.05),
-        Seed(),
-    )
+    options = sampling_options(max_new_tokens=256, info={"max_new_tokens": "Upper bound on the reply's tokens"})
     outputs = (
         Text("reply", label="Reply", lines=6),
         Json("history", label="History"),
@@ -153,13 +145,12 @@ class Chat(Plugin):
         {"message": "Give me three tips for writing clear emails.", "max_new_tokens": 200},
         {"message": "Tell me about the moon.", "system_prompt": "You are a pirate. Answer in pirate speak."},
     )
-    can_stream = True
 
     def check(self, values: dict[str, Any], limits: Limits) -> None:
         """Validate the conversation (a Json field checks nothing by itself)."""
         values["history"] = check_history(values.get("history"), limits)
 
-    def prompt_messages(self, lm: Any, values: dict[str, Any]) -> list[Message]:
+    def prompt_messages(self, lm: LanguageModel, values: dict[str, Any]) -> list[Message]:
         """The messages the model sees: system prompt, the recent turns that fit, the new message."""
         history = list(values["history"])
         system: list[Message] = []
@@ -174,15 +165,11 @@ class Chat(Plugin):
                                "lower max_new_tokens")
         return fit_to_context(lm, system, history, {"role": "user", "content": values["message"]}, budget)
 
-    def stream(self, model: Any, values: dict[str, Any], ctx: RunContext) -> Iterator[dict[str, Any]]:
-        from zoo.models.lm import GenerationParams
-
+    def stream(self, model: Loaded[LanguageModel], values: dict[str, Any], ctx: RunContext
+               ) -> Iterator[dict[str, Any]]:
         lm = model.model
         prompt = lm.chat_prompt(self.prompt_messages(lm, values))
-        params = GenerationParams(
-            max_new_tokens=values["max_new_tokens"], temperature=values["temperature"], top_p=values["top_p"],
-            top_k=values["top_k"], repetition_penalty=values["repetition_penalty"], seed=values["seed"],
-        )
+        params = GenerationParams.from_values(values)
         before = [*values["history"], {"role": "user", "content": values["message"]}]
         reply = ""
         for piece in lm.stream(prompt, params, cancel=ctx.cancel_event, templated=lm.has_chat_template):
@@ -202,9 +189,9 @@ class Chat(Plugin):
 
         import gradio as gr
 
-        from zoo.ui import RAW_INPUTS, component, throttle
+        from zoo.ui import RAW_INPUTS, throttle
 
-        zoo, limits = ui.zoo, ui.zoo.limits
+        zoo = ui.zoo
         fields = {f.name: f for f in self.fields()}
         option_names = [f.name for f in self.options]
 
@@ -222,23 +209,20 @@ class Chat(Plugin):
             undo_btn = gr.Button("Undo", size="sm", elem_id="chat-undo")
             clear_btn = gr.Button("Clear", size="sm", elem_id="chat-clear")
         model = ui.model_picker()
-        with gr.Accordion("Advanced options", open=False):
-            system_prompt = component(fields["system_prompt"], limits)
-            options = [component(fields[n], limits) for n in option_names]
+        folded = ui.options_accordion([fields["system_prompt"], *self.options])
+        system_prompt, options = folded["system_prompt"], [folded[n] for n in option_names]
         # The API endpoint /chat takes and returns plain messages; these components only carry its values.
         api_history = gr.JSON(value=[], visible=False, label="History")
         api_reply = gr.Textbox(visible=False, label="Reply")
         api_trigger = gr.Button(visible=False)
-        gr.Examples([[ex["message"]] for ex in self.examples if "history" not in ex and "system_prompt" not in ex],
-                    inputs=[message], label="Examples")
+        ui.examples([ex for ex in self.examples if "history" not in ex and "system_prompt" not in ex],
+                    names=["message"], components={"message": message})
 
         ui.inputs = {"message": message, "history": api_history, "system_prompt": system_prompt,
                      **dict(zip(option_names, options)), "model": model}
         ui.outputs = [api_reply, api_history]
-        names = list(ui.inputs)
+        ui.api_endpoint(api_trigger.click)
         limit, group = zoo.settings.max_concurrency_per_model, f"model-{self.task}"
-        api_trigger.click(ui.handler(names), inputs=list(ui.inputs.values()), outputs=ui.outputs,
-                          api_name=self.endpoint(), concurrency_limit=limit, concurrency_id=group, **RAW_INPUTS)
 
         # The UI keeps the conversation in the Chatbot; a pending turn waits in a State while it streams.
         pending = gr.State(None)

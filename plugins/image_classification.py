@@ -38,8 +38,6 @@ class ImageClassification(Plugin):
     )
 
     def run(self, model: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-        if model.family == "remote":  # ZOO_REMOTE_IMAGE_CLASSIFICATION: the engine labels the picture
-            return self._remote(model.model, values, ctx)
         import torch
 
         bundle = model.model
@@ -65,8 +63,11 @@ class ImageClassification(Plugin):
                                f"pick {self.models.online} (online) for real labels.")
         return {"labels": dict(ranked), "details": details}
 
-    def _remote(self, remote: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-        """The best labels from a remote engine's image-classification API (the picture goes as PNG)."""
+    def run_remote(self, remote: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        """The best labels from a remote engine's image-classification API (the picture goes as PNG).
+
+        ZOO_REMOTE_IMAGE_CLASSIFICATION: the engine labels the picture.
+        """
         from zoo.media import png_bytes
         from zoo.models.remote import as_list
 

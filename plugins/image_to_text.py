@@ -47,8 +47,6 @@ class ImageToText(Plugin):
     )
 
     def run(self, model: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-        if model.family == "remote":  # ZOO_REMOTE_IMAGE_TO_TEXT: the engine writes the caption
-            return self._remote(model.model, values, ctx)
         import torch
 
         bundle = model.model
@@ -72,8 +70,11 @@ class ImageToText(Plugin):
                                f"pick {self.models.online} (online) for real captions.")
         return {"caption": caption, "details": details}
 
-    def _remote(self, remote: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-        """A caption from a remote engine's image-to-text API (the picture goes as PNG, with the options)."""
+    def run_remote(self, remote: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        """A caption from a remote engine's image-to-text API (the picture goes as PNG, with the options).
+
+        ZOO_REMOTE_IMAGE_TO_TEXT: the engine writes the caption.
+        """
         from zoo.media import png_bytes
         from zoo.models.remote import as_list
 

@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from zoo.errors import InvalidInput
+from zoo.generation import GenerationParams, GenerationStats, LanguageModel, sampling_options
 from zoo.models.refs import parse_ref
-from zoo.plugin import Choice, Float, Highlight, Int, Json, ModelChoices, Plugin, RunContext, Seed, Text
+from zoo.plugin import Choice, Float, Highlight, Int, Json, ModelChoices, Plugin, RunContext, Text
 
 EXTRACTIVE = "question-answering"  # loader kind: AutoModelForQuestionAnswering + tokenizer (a Bundle)
 GENERATIVE = "causal-lm"  # loader kind: TransformersLM, shared with text generation and chat
@@ -213,9 +214,10 @@ class QuestionAnswering(Plugin):
         Int("window_tokens", 384, 32, 4096,
             info="Extractive: tokens per model window (capped at the model's limit)"),
         Int("doc_stride", 128, 0, 2048, info="Extractive: tokens shared by neighbouring windows"),
-        Int("max_new_tokens", 48, 1, 1024, limit="max_new_tokens", info="Generative: answer length cap"),
-        Float("temperature", 0.0, 0.0, 2.0, step=0.05, info="Generative: 0 = greedy (deterministic)"),
-        Seed(),
+        *sampling_options(max_new_tokens=48, temperature=0.0, max_new_tokens_cap=1024,
+                          info={"max_new_tokens": "Generative: answer length cap",
+                                "temperature": "Generative: 0 = greedy (deterministic)"},
+                          only=("max_new_tokens", "temperature", "seed")),
     )
     outputs = (
         Text("answer", label="Answer", lines=2),
@@ -236,7 +238,6 @@ class QuestionAnswering(Plugin):
                     "It is named after the engineer Gustave Eiffel, whose company designed and built it "
                     "between 1887 and 1889."},
     )
-    can_stream = True
 
     # ------------------------------------------------------------------ model choice
     def model_for(self, values: Mapping[str, Any], default: str) -> tuple[str, str]:
@@ -279,10 +280,15 @@ class QuestionAnswering(Plugin):
     def stream(self, model: Any, values: dict[str, Any], ctx: RunContext) -> Iterator[dict[str, Any]]:
         if model.kind == GENERATIVE:
             yield from self._generative(model.model, values, ctx)
-        elif getattr(model, "family", None) == "remote":
-            yield self._remote(model.model, values, ctx)
         else:
             yield self._extractive(model.model, values, ctx)
+
+    def run_remote(self, engine: Any, values: dict[str, Any], ctx: RunContext
+                   ) -> dict[str, Any] | Iterator[dict[str, Any]]:
+        """ZOO_REMOTE_QUESTION_ANSWERING: generative mode chats with the engine, the others use its QA API."""
+        if isinstance(engine, LanguageModel):  # model_for chose the LM kind: mode generative
+            return self._generative(engine, values, ctx)
+        return self._remote(engine, values, ctx)
 
     def _extractive(self, bundle: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         import torch
@@ -332,9 +338,7 @@ class QuestionAnswering(Plugin):
         return {"answer": context[start:end], "score": span.score,
                 "highlighted": highlight(context, start, end, label), "details": details}
 
-    def _generative(self, lm: Any, values: dict[str, Any], ctx: RunContext) -> Iterator[dict[str, Any]]:
-        from zoo.models.lm import GenerationParams, GenerationStats
-
+    def _generative(self, lm: LanguageModel, values: dict[str, Any], ctx: RunContext) -> Iterator[dict[str, Any]]:
         question, context = values["question"].strip(), values["context"].strip()
         messages = [
             {"role": "system", "content": _SYSTEM},
@@ -349,10 +353,8 @@ class QuestionAnswering(Plugin):
             raise InvalidInput("context", f"<{len(context)} characters>",
                                f"needs {needed} tokens with the question and answer, but the model reads {limit}",
                                "shorten the context, or use extractive mode, which reads long contexts in windows")
-        params = GenerationParams(max_new_tokens=values["max_new_tokens"], temperature=values["temperature"],
-                                  seed=values["seed"],
-                                  # A repetition penalty would punish copying words from the context.
-                                  repetition_penalty=1.0)
+        # A repetition penalty would punish copying words from the context.
+        params = GenerationParams.from_values(values, repetition_penalty=1.0)
         stats = GenerationStats()
         details: dict[str, Any] = {"mode": "generative", "model": ctx.model_ref, "random_weights": ctx.is_tiny}
         if ctx.is_tiny:

@@ -88,8 +88,6 @@ class SentenceSimilarity(Plugin):
                                "search fewer passages at a time, or join short lines into paragraphs")
 
     def run(self, model: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-        if model.family == "remote":  # ZOO_REMOTE_SENTENCE_SIMILARITY: the engine scores, the tab ranks
-            return self._remote(model.model, values, ctx)
         import torch
 
         bundle = model.model
@@ -116,8 +114,11 @@ class SentenceSimilarity(Plugin):
     def gpu_seconds(self, values: dict[str, Any]) -> float:
         return 10 + len(split_passages(values.get("documents") or "")) / 200
 
-    def _remote(self, remote: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-        """Cosine scores from a remote engine's sentence-similarity API, in batches; ranked here."""
+    def run_remote(self, remote: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        """Cosine scores from a remote engine's sentence-similarity API, in batches; ranked here.
+
+        ZOO_REMOTE_SENTENCE_SIMILARITY: the engine scores, the tab ranks.
+        """
         passages = split_passages(values["documents"])
         batch = self._batch_limit()
         scores: list[float] = []
@@ -157,42 +158,23 @@ class SentenceSimilarity(Plugin):
         return scores
 
     def build_ui(self, ui: Any) -> bool:
-        """The generated layout plus a .txt upload that fills the documents box."""
+        """The generated tab, with a Search button and a .txt upload beside it that fills the documents box."""
         import gradio as gr
 
-        from zoo.ui import RAW_INPUTS, component
-
         limits = ui.zoo.limits
-        ui.header()
-        with gr.Row():
-            with gr.Column(scale=1):
-                for f in self.inputs:
-                    ui.inputs[f.name] = component(f, limits)
-                with gr.Row():
-                    upload = gr.UploadButton("Load a .txt file into Documents", file_types=[".txt"],
-                                             type="filepath", size="sm", scale=1)
-                    run_btn = gr.Button("Search", variant="primary", scale=2)
-                model = ui.model_picker()
-                with gr.Accordion("Advanced options", open=False):
-                    for f in self.options:
-                        ui.inputs[f.name] = component(f, limits)
-            with gr.Column(scale=1):
-                ui.outputs = [component(f, limits, output=True) for f in self.outputs]
-        ui.inputs["model"] = model
-        names = list(ui.inputs)
 
         def read_upload(path: str | None) -> Iterator[str]:
             yield read_text_file(path, limits.max_text_chars) if path else gr.skip()
 
-        upload.upload(ui.guard(read_upload), upload, ui.inputs["documents"], api_visibility="private")
-        run_btn.click(ui.handler(names), inputs=list(ui.inputs.values()), outputs=ui.outputs,
-                      api_name=self.endpoint(), concurrency_limit=ui.zoo.settings.max_concurrency_per_model,
-                      concurrency_id=f"model-{self.task}", **RAW_INPUTS)
-        ui.inputs["query"].submit(ui.handler(names), list(ui.inputs.values()), ui.outputs, api_visibility="private",
-                                  **RAW_INPUTS)
-        gr.Examples([[ex["query"], ex["documents"]] for ex in self.examples],
-                    inputs=[ui.inputs["query"], ui.inputs["documents"]], label="Examples")
-        ui.api_help({"query": self.examples[0]["query"], "documents": self.examples[0]["documents"]})
+        def buttons() -> tuple[Any, None]:
+            with gr.Row():
+                upload = gr.UploadButton("Load a .txt file into Documents", file_types=[".txt"],
+                                         type="filepath", size="sm", scale=1)
+                search = gr.Button("Search", variant="primary", scale=2)
+            upload.upload(ui.guard(read_upload), upload, ui.inputs["documents"], api_visibility="private")
+            return search, None  # one quick pass: nothing to stop
+
+        ui.build(run_buttons=buttons)
         return True
 
 
@@ -211,7 +193,7 @@ def embedding_settings(path: Path, bundle: Any) -> tuple[str, int]:
         if pooling_config.get("pooling_mode_cls_token") and not pooling_config.get("pooling_mode_mean_tokens"):
             pooling = "cls"
     limits = [n for n in (max_length, getattr(bundle.tokenizer, "model_max_length", None),
-                          getattr(bundle.model.config, "max_position_embeddings", None))
+                          getattr(bundle.config, "max_position_embeddings", None))
               if isinstance(n, int) and n > 0]
     return pooling, min([*limits, 512])
 

@@ -64,12 +64,6 @@ class Summarization(Plugin):
                                "lower min_length or raise max_length")
 
     def run(self, model: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-        if model.family == "remote":  # ZOO_REMOTE_SUMMARIZATION: the engine writes the summary
-            out = model.model.call("summarization", values["text"].strip(), generate_parameters={
-                "min_new_tokens": values["min_length"], "max_new_tokens": values["max_length"],
-                "num_beams": values["num_beams"]})
-            return {"summary": out.summary_text.strip(),
-                    "note": f"Summarized by the remote engine {model.model.label}."}
         import torch
 
         bundle = model.model
@@ -101,6 +95,13 @@ class Summarization(Plugin):
             note.insert(0, "⚠️ Tiny random-weight model: the summary is noise. It shows the plumbing offline; "
                            f"pick a real model (such as {self.models.online}) for real summaries.")
         return {"summary": summary, "note": " ".join(note)}
+
+    def run_remote(self, remote: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        """ZOO_REMOTE_SUMMARIZATION: the engine's summarization API writes the summary."""
+        out = remote.call("summarization", values["text"].strip(), generate_parameters={
+            "min_new_tokens": values["min_length"], "max_new_tokens": values["max_length"],
+            "num_beams": values["num_beams"]})
+        return {"summary": out.summary_text.strip(), "note": f"Summarized by the remote engine {remote.label}."}
 
     def from_endpoint(self, inputs: Any, parameters: dict[str, Any]) -> dict[str, Any]:
         """{"inputs": text, "parameters": {"generate_parameters": {min_/max_new_tokens (or _length), num_beams}}}."""

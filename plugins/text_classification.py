@@ -45,8 +45,6 @@ class TextClassification(Plugin):
     )
 
     def run(self, model: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-        if model.family == "remote":  # ZOO_REMOTE_TEXT_CLASSIFICATION: the engine scores the labels
-            return self._remote(model.model, values)
         import torch
 
         bundle = model.model
@@ -79,8 +77,11 @@ class TextClassification(Plugin):
                            f"pick a real model (such as {self.models.online}) for real labels.")
         return {"labels": dict(ranked), "note": " ".join(note)}
 
-    def _remote(self, remote: Any, values: dict[str, Any]) -> dict[str, Any]:
-        """Label scores from a remote engine's text-classification API."""
+    def run_remote(self, remote: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        """Label scores from a remote engine's text-classification API.
+
+        ZOO_REMOTE_TEXT_CLASSIFICATION: the engine scores the labels.
+        """
         from zoo.models.remote import as_list
 
         function = None if values["function"] == "auto" else values["function"]

@@ -7,10 +7,15 @@ generative question answering.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
+from plugins._lm import LM_MODELS
 from zoo.errors import InvalidInput
-from zoo.plugin import Bool, Float, Int, ModelChoices, Plugin, RunContext, Seed, Text
+from zoo.generation import GenerationParams, LanguageModel, sampling_options
+from zoo.plugin import Bool, Plugin, RunContext, Text
+
+if TYPE_CHECKING:
+    from zoo.models.manager import Loaded
 
 
 class TextGeneration(Plugin):
@@ -22,20 +27,10 @@ class TextGeneration(Plugin):
     description = "Write a prompt; the model continues it, token by token."
     order = 10
     model_kind = "causal-lm"
-    models = ModelChoices(
-        online="HuggingFaceTB/SmolLM2-135M-Instruct",
-        offline="packaged:smollm2-135m-instruct",
-        tiny="tiny:causal-lm",
-        known=("HuggingFaceTB/SmolLM2-360M-Instruct", "Qwen/Qwen2.5-0.5B-Instruct"),
-    )
+    models = LM_MODELS
     inputs = (Text("prompt", lines=4, placeholder="Ask or start something…"),)
     options = (
-        Int("max_new_tokens", 128, 1, 4096, limit="max_new_tokens", info="Upper bound on generated tokens"),
-        Float("temperature", 0.7, 0.0, 2.0, step=0.05, info="0 = greedy (deterministic)"),
-        Float("top_p", 0.95, 0.05, 1.0, step=0.05),
-        Int("top_k", 50, 0, 1000),
-        Float("repetition_penalty", 1.1, 1.0, 2.0, step=0.05),
-        Seed(),
+        *sampling_options(max_new_tokens=128),
         Bool("chat_template", True, label="Use chat template", info="Off for base models / raw completion"),
         Text("system_prompt", "You are a helpful assistant.", required=False, lines=2,
              info="Used with the chat template; empty = the model's own default"),
@@ -46,11 +41,9 @@ class TextGeneration(Plugin):
         {"prompt": "Write a haiku about autumn leaves.", "temperature": 0.8},
         {"prompt": "Explain in two sentences why the sky is blue.", "max_new_tokens": 96},
     )
-    can_stream = True
 
-    def stream(self, model: Any, values: dict[str, Any], ctx: RunContext) -> Iterator[dict[str, Any]]:
-        from zoo.models.lm import GenerationParams
-
+    def stream(self, model: Loaded[LanguageModel], values: dict[str, Any], ctx: RunContext
+               ) -> Iterator[dict[str, Any]]:
         lm = model.model
         prompt = values["prompt"]
         templated = values["chat_template"] and lm.has_chat_template
@@ -59,10 +52,7 @@ class TextGeneration(Plugin):
             messages = [{"role": "system", "content": system}] if system else []
             prompt = lm.chat_prompt(messages + [{"role": "user", "content": prompt}])
         check_fits(lm, prompt, values, with_system=templated and bool(values["system_prompt"].strip()))
-        params = GenerationParams(
-            max_new_tokens=values["max_new_tokens"], temperature=values["temperature"], top_p=values["top_p"],
-            top_k=values["top_k"], repetition_penalty=values["repetition_penalty"], seed=values["seed"],
-        )
+        params = GenerationParams.from_values(values)
         text = ""
         for piece in lm.stream(prompt, params, cancel=ctx.cancel_event, templated=templated):
             text += piece
@@ -93,7 +83,7 @@ class TextGeneration(Plugin):
         return [{"generated_text": outputs["text"]}]
 
 
-def check_fits(lm: Any, prompt: str, values: dict[str, Any], with_system: bool = False) -> None:
+def check_fits(lm: LanguageModel, prompt: str, values: dict[str, Any], with_system: bool = False) -> None:
     """The prompt, then max_new_tokens, must fit the model's context window: say which does not, and by how much."""
     window = lm.context_length
     used = lm.count_tokens(prompt)

@@ -90,7 +90,6 @@ class TextToImage(Plugin):
          "seed": 7},
         {"prompt": "An astronaut riding a horse on the moon, digital art", "num_images": 2, "seed": 1},
     )
-    can_stream = True
 
     def check(self, values: dict[str, Any], limits: Limits) -> None:
         """Sides must be multiples of 8 (the VAE and UNet halve them) and not tiny."""
@@ -111,9 +110,6 @@ class TextToImage(Plugin):
 
     def stream(self, model: Any, values: dict[str, Any], ctx: RunContext) -> Iterator[dict[str, Any]]:
         """Yield a latent preview per denoising step, then the images with their metadata."""
-        if model.family == "remote":  # ZOO_REMOTE_TEXT_TO_IMAGE: the engine paints, one request per image
-            yield self._remote(model.model, values, ctx)
-            return
         pipe = model.model  # shared with every request on this model: read only here
         check_pipeline(pipe, ctx.model_ref)
         width, height = output_size(pipe, ctx.model_ref, values["width"], values["height"], ctx.limits)
@@ -184,8 +180,11 @@ class TextToImage(Plugin):
         yield {"image": images[0], "images": gallery, "seed": seed,
                "metadata": {**common, "seeds": [image_seed(seed, i) for i in range(count)]}}
 
-    def _remote(self, remote: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-        """Images from a remote engine's text-to-image API: image i is asked for alone with seed + i, as here."""
+    def run_remote(self, remote: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        """Images from a remote engine's text-to-image API: image i is asked for alone with seed + i, as here.
+
+        ZOO_REMOTE_TEXT_TO_IMAGE: the engine paints, one request per image.
+        """
         from zoo.media import attach_png_metadata, read_png_metadata
 
         seed, count = values["seed"], values["num_images"]

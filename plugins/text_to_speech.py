@@ -58,8 +58,6 @@ class TextToSpeech(Plugin):
     )
 
     def run(self, model: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-        if model.family == "remote":  # ZOO_REMOTE_TEXT_TO_SPEECH: the engine speaks, the tab plays its audio
-            return self._remote(model.model, values, ctx)
         from zoo import audio
 
         speak = SYNTHESISERS.get(model.family)
@@ -87,8 +85,11 @@ class TextToSpeech(Plugin):
     def gpu_seconds(self, values: dict[str, Any]) -> float:
         return 10 + len(values.get("text") or "") / 100
 
-    def _remote(self, remote: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-        """Audio from a remote engine's text-to-speech API, saved as the file the engine sent."""
+    def run_remote(self, remote: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        """Audio from a remote engine's text-to-speech API, saved as the file the engine sent.
+
+        ZOO_REMOTE_TEXT_TO_SPEECH: the engine speaks, the tab plays its audio.
+        """
         import wave
         from pathlib import Path
 

@@ -65,11 +65,9 @@ class TokenClassification(Plugin):
     )
 
     def run(self, model: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-        if model.family == "remote":  # ZOO_REMOTE_TOKEN_CLASSIFICATION: the engine finds the entities
-            return self._remote(model.model, values)
         bundle = model.model
         text = values["text"]
-        id2label = {int(i): str(label) for i, label in bundle.model.config.id2label.items()}
+        id2label = {int(i): str(label) for i, label in bundle.config.id2label.items()}
         words = _tag_words(bundle, text, values["aggregation"], ctx)
         entities = [e for e in _group_entities(words, id2label) if e.score >= values["min_score"]]
 
@@ -83,8 +81,11 @@ class TokenClassification(Plugin):
                            f"pick a real model (such as {self.models.online}) for real entities.")
         return {"highlighted": segments, "entities": rows, "note": " ".join(note)}
 
-    def _remote(self, remote: Any, values: dict[str, Any]) -> dict[str, Any]:
-        """Entities from a remote engine's token-classification API, shown as local ones are."""
+    def run_remote(self, remote: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        """Entities from a remote engine's token-classification API, shown as local ones are.
+
+        ZOO_REMOTE_TOKEN_CLASSIFICATION: the engine finds the entities.
+        """
         from zoo.models.remote import as_list
 
         text = values["text"]

@@ -82,7 +82,6 @@ class Translation(Plugin):
         {"text": "Where is the train station?\nHow much does a ticket cost?", "language_pair": "English → German"},
         {"text": "Le chat dort sur le canapé depuis ce matin.", "language_pair": "French → English"},
     )
-    can_stream = True
 
     def model_for(self, values: Mapping[str, Any], default: str) -> tuple[str, str]:
         """The pair decides which opus-mt model runs; any other model runs as chosen."""
@@ -92,13 +91,6 @@ class Translation(Plugin):
         return ref, self.model_kind
 
     def stream(self, model: Any, values: dict[str, Any], ctx: RunContext) -> Iterator[dict[str, Any]]:
-        if model.family == "remote":  # ZOO_REMOTE_TRANSLATION: the engine translates the whole text
-            src, tgt = PAIRS[values["language_pair"]]
-            out = model.model.call("translation", values["text"], src_lang=src, tgt_lang=tgt, generate_parameters={
-                "max_new_tokens": values["max_new_tokens"], "num_beams": values["num_beams"]})
-            yield {"translation": out.translation_text,
-                   "note": f"Translated by the remote engine {model.model.label}."}
-            return
         import torch
 
         bundle = model.model
@@ -147,6 +139,13 @@ class Translation(Plugin):
             note.insert(0, "⚠️ Tiny random-weight model: the translation is noise. It shows the plumbing offline; "
                            f"pick a real model (such as {self.models.online}) for real translations.")
         yield {"translation": "\n".join(done), "note": " ".join(note)}
+
+    def run_remote(self, remote: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        """ZOO_REMOTE_TRANSLATION: the engine's translation API translates the whole text."""
+        src, tgt = PAIRS[values["language_pair"]]
+        out = remote.call("translation", values["text"], src_lang=src, tgt_lang=tgt, generate_parameters={
+            "max_new_tokens": values["max_new_tokens"], "num_beams": values["num_beams"]})
+        return {"translation": out.translation_text, "note": f"Translated by the remote engine {remote.label}."}
 
     def from_endpoint(self, inputs: Any, parameters: dict[str, Any]) -> dict[str, Any]:
         """{"inputs": text, "parameters": {"src_lang", "tgt_lang" (ISO codes), "generate_parameters"}}."""

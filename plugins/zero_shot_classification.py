@@ -82,8 +82,6 @@ class ZeroShotClassification(Plugin):
                                "write a sentence such as `This example is {}.`")
 
     def run(self, model: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-        if model.family == "remote":  # ZOO_REMOTE_ZERO_SHOT_CLASSIFICATION: the engine scores the labels
-            return self._remote(model.model, values)
         import torch
 
         bundle = model.model
@@ -124,8 +122,11 @@ class ZeroShotClassification(Plugin):
                            f"pick a real model (such as {self.models.online}) for real scores.")
         return {"scores": dict(ranked), "note": " ".join(note)}
 
-    def _remote(self, remote: Any, values: dict[str, Any]) -> dict[str, Any]:
-        """Label scores from a remote engine's zero-shot-classification API."""
+    def run_remote(self, remote: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        """Label scores from a remote engine's zero-shot-classification API.
+
+        ZOO_REMOTE_ZERO_SHOT_CLASSIFICATION: the engine scores the labels.
+        """
         from zoo.models.remote import as_list
 
         found = as_list(remote.call("zero_shot_classification", values["text"],

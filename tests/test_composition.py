@@ -76,7 +76,6 @@ class ModelEcho(Plugin):
     inputs = (Text("text"),)
     options = (Int("steps", 1, 1, 5000),)
     outputs = (Text("model"), Json("steps"))
-    can_stream = True
 
     def model_for(self, values, default):
         ref = values.get("model") or default
@@ -103,7 +102,6 @@ class EchoUser(Plugin):
                Text("model_for_task", "tiny:token-classification", required=False))
     outputs = (Text("model"), Json("steps"))
     examples = ({"text": "hi", "echo_model": "tiny:token-classification"},)
-    can_stream = True
 
     def stream(self, model, values, ctx):
         if values["call"] == "part":

@@ -37,7 +37,7 @@ TINY_NOTE = "Tiny random-weight model"
 def config_of(zoo: Zoo, ref: str, kind: str) -> Any:
     """The transformers config of a model as the shared loader loads it."""
     with zoo.models.use(ref, kind) as loaded:
-        return loaded.model.model.config
+        return loaded.model.config
 
 
 def words(text: str) -> int:

@@ -37,7 +37,7 @@ from typing import Any, AsyncIterator, Iterator
 
 from zoo import __version__
 from zoo.errors import InvalidInput, ModelNotAllowed, TooLarge, UnknownPlugin, ZooError, redact_paths
-from zoo.plugin import Audio, Float, Image, Int, Plugin, RunContext, Text
+from zoo.plugin import Audio, Float, Image, Int, Plugin, RunContext, Seed, Text
 from zoo.runner import Zoo
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ _TEMPERATURE = Float("temperature", 1.0, 0.0, 2.0)
 _TOP_P = Float("top_p", 1.0, 0.01, 1.0)
 _TOP_K = Int("top_k", 0, 0, 1000)
 _REPETITION = Float("repetition_penalty", 1.0, 1.0, 2.0)
-_SEED = Int("seed", -1, -1, 2**32 - 1)
+_SEED = Seed()  # -1 or none: a random seed
 
 
 # --------------------------------------------------------------------------- the app
@@ -230,7 +230,7 @@ async def _chat(zoo: Zoo, task: str | None, request: Any) -> Any:
     import anyio
     from starlette.responses import JSONResponse, StreamingResponse
 
-    from zoo.models.lm import GenerationParams, GenerationStats
+    from zoo.generation import GenerationParams, GenerationStats
 
     try:
         body = await read_body(request, _body_limit(zoo))  # TooLarge is a ValueError too: read outside the try
@@ -243,16 +243,16 @@ async def _chat(zoo: Zoo, task: str | None, request: Any) -> Any:
         ref, kind = _chat_model(zoo, task)
         messages = _messages(payload.get("messages"))
         _refuse_unsupported(payload)
-        temperature = _TEMPERATURE.check(payload.get("temperature"), zoo.limits)
-        params = GenerationParams(
-            max_new_tokens=_MAX_TOKENS.check(payload.get("max_tokens") or payload.get("max_completion_tokens"),
-                                             zoo.limits),
-            temperature=temperature, top_p=_TOP_P.check(payload.get("top_p"), zoo.limits),
-            top_k=_TOP_K.check(payload.get("top_k"), zoo.limits),
-            repetition_penalty=_REPETITION.check(payload.get("repetition_penalty", payload.get("repeat_penalty")),
-                                                 zoo.limits),
-            seed=None if payload.get("seed") is None else _SEED.check(payload.get("seed"), zoo.limits),
-        )
+        params = GenerationParams.from_values({
+            "max_new_tokens": _MAX_TOKENS.check(payload.get("max_tokens") or payload.get("max_completion_tokens"),
+                                                zoo.limits),
+            "temperature": _TEMPERATURE.check(payload.get("temperature"), zoo.limits),
+            "top_p": _TOP_P.check(payload.get("top_p"), zoo.limits),
+            "top_k": _TOP_K.check(payload.get("top_k"), zoo.limits),
+            "repetition_penalty": _REPETITION.check(payload.get("repetition_penalty",
+                                                                payload.get("repeat_penalty")), zoo.limits),
+            "seed": None if payload.get("seed") is None else _SEED.check(payload.get("seed"), zoo.limits),
+        })
         stats, cancel = GenerationStats(), threading.Event()
         pieces = _lm_pieces(zoo, ref, kind, messages, params, cancel, stats)
         reply = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": ref,

@@ -13,7 +13,7 @@ import threading
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Callable, ClassVar, Iterator, Mapping, Sequence
 
-from zoo.errors import Cancelled, InvalidInput, ZooError
+from zoo.errors import Cancelled, InvalidInput, ModelLoadError, ZooError
 
 #: The version of this contract. A plugin declares the one it targets (`api_version = 2`); the
 #: registry quarantines a plugin declaring another, or none (zoo.registry.api_version_problem).
@@ -123,10 +123,22 @@ def Float(name: str, default: float, minimum: float | None = None, maximum: floa
     return Number(name=name, default=default, minimum=minimum, maximum=maximum, **kw)
 
 
-def Seed(name: str = "seed", default: int = -1) -> Number:
-    """A random seed; -1 means pick one at random (the one used is reported)."""
-    return Number(name=name, default=default, minimum=-1, maximum=2**32 - 1, step=1, integer=True,
-                  info="-1 = random")
+@dataclass(frozen=True)
+class Seed(Number):
+    """A random seed; -1 means pick one at random (the runner picks it, and the one used is reported).
+
+    `Seed()` is the usual option named "seed"; `Seed("noise_seed")` names another. The runner
+    replaces -1 in every Seed field, whatever its name.
+    """
+
+    name: str = "seed"
+    default: float = -1
+    minimum: float | None = -1
+    maximum: float | None = 2**32 - 1
+    step: float | None = 1
+    integer: bool = True
+    _: KW_ONLY
+    info: str | None = "-1 = random"
 
 
 @dataclass(frozen=True)
@@ -373,6 +385,13 @@ class RunContext:
 # --------------------------------------------------------------------------- the contract
 
 
+class _OverridesStream:
+    """`Plugin.can_stream`: derived, True when the plugin's class overrides `stream` (read on the class or an instance)."""
+
+    def __get__(self, obj: Any, owner: type) -> bool:
+        return owner.stream is not Plugin.stream
+
+
 class Plugin:
     """Base class of every capability. Subclass, declare, implement `run` (and `stream`).
 
@@ -383,6 +402,7 @@ class Plugin:
     task: ClassVar[str]  # Hugging Face pipeline tag, e.g. "text-generation"
     title: ClassVar[str]
     description: ClassVar[str] = ""
+    order: ClassVar[int] = 100  # tab order: lower first, ties by title
     models: ClassVar[ModelChoices | None] = None  # None: no model of its own (model-less or composite)
     model_kind: ClassVar[str | None] = None  # what the shared loader builds, e.g. "causal-lm"
     uses: ClassVar[Mapping[str, str]] = {}  # composite: part name -> task it calls through ctx.run
@@ -390,7 +410,7 @@ class Plugin:
     options: ClassVar[Sequence[Field]] = ()  # shown folded away under "Advanced"
     outputs: ClassVar[Sequence[Field]] = ()
     examples: ClassVar[Sequence[Mapping[str, Any]]] = ()
-    can_stream: ClassVar[bool] = False
+    can_stream: ClassVar[bool] = _OverridesStream()  # type: ignore[assignment]  # derived: overrides `stream`
     api_name: ClassVar[str | None] = None  # default: task with "_" for "-"
 
     @classmethod
@@ -434,6 +454,30 @@ class Plugin:
     def stream(self, model: Any, values: dict[str, Any], ctx: RunContext) -> Iterator[dict[str, Any]]:
         """Yield growing outputs; the last one yielded is the result. Default: run once."""
         yield self.run(model, values, ctx)
+
+    def run_remote(self, engine: Any, values: dict[str, Any], ctx: RunContext
+                   ) -> dict[str, Any] | Iterator[dict[str, Any]]:
+        """Run on a remote engine (the model is `remote:`, from ZOO_REMOTE_<TASK>): outputs, or growing outputs.
+
+        The framework calls it in place of run/stream. `engine` is what the remote loader
+        returned: a RemoteLM (a LanguageModel) for language-model kinds, else a RemoteClient
+        whose `call(method, ...)` is huggingface_hub's InferenceClient task method. Default:
+        a LanguageModel goes to stream()/run() as the model, as a local one would; any other
+        engine is refused. Override it to call the engine's task API.
+        """
+        from zoo.generation import LanguageModel
+
+        if isinstance(engine, LanguageModel):
+            from zoo.models.manager import Loaded
+
+            ref, kind = self.model_for(values, ctx.model_ref)
+            model = Loaded.remote(ctx.model_ref or ref, kind, engine)
+            return self.stream(model, values, ctx) if self.can_stream else self.run(model, values, ctx)
+        name = self.task.upper().replace("-", "_")
+        raise ModelLoadError(f"{self.task} has no remote engine support: `{ctx.model_ref}` is a remote engine, "
+                             f"and {type(self).__name__} does not implement run_remote().",
+                             f"unset ZOO_REMOTE_{name} to run the tab's own model here, or give the plugin a "
+                             "run_remote(engine, values, ctx) that calls the engine's task API")
 
     def gpu_seconds(self, values: Mapping[str, Any]) -> float:
         """How long this request may hold a GPU (ZeroGPU asks per call)."""

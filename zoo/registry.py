@@ -99,7 +99,7 @@ class Registry:
 
     def plugins(self) -> list[Plugin]:
         """Registered plugins in tab order."""
-        return sorted(self._plugins.values(), key=lambda p: (getattr(p, "order", 100), p.title))
+        return sorted(self._plugins.values(), key=lambda p: (p.order, p.title))
 
     def tasks(self) -> list[str]:
         """Registered task names in tab order."""

@@ -17,7 +17,7 @@ from typing import Any, Iterator, Mapping
 from zoo.errors import CallCycle, Cancelled, InvalidInput, ModelNotAllowed, UnknownPlugin, ZooError
 from zoo.gpu import ZeroGPU
 from zoo.models import ModelManager, parse_ref
-from zoo.plugin import Limits, Plugin, RunContext, part_model_name
+from zoo.plugin import Limits, Plugin, RunContext, Seed, part_model_name
 from zoo.registry import Registry
 from zoo.settings import Settings
 from zoo.workers import PluginSpec
@@ -246,8 +246,8 @@ class Zoo:
         for f in plugin.fields():
             checked[f.name] = f.check(values.get(f.name, f.default), self.limits)
         for f in plugin.fields():  # seeds: -1 means random, and the one used is reported
-            if f.name == "seed" and checked.get("seed") == -1:
-                checked["seed"] = random.randrange(0, 2**31)
+            if isinstance(f, Seed) and checked.get(f.name) == -1:
+                checked[f.name] = random.randrange(0, 2**31)
         if plugin.runs_in_server():
             checked.update(self.check_parts(plugin, checked))
         else:
@@ -290,7 +290,13 @@ class Zoo:
             ctx.model_revision = loaded.resolved.ref.revision
             ctx.is_tiny = loaded.is_tiny
             ctx.raise_if_cancelled()
-            if loaded.in_worker:  # the plugin runs in the model's worker process, next to the model
+            if loaded.family == "remote":  # ZOO_REMOTE_<TASK>: the engine does the work, in this process
+                outputs = plugin.run_remote(loaded.model, checked, ctx)
+                if isinstance(outputs, Mapping):
+                    yield outputs
+                else:
+                    yield from outputs
+            elif loaded.in_worker:  # the plugin runs in the model's worker process, next to the model
                 yield from loaded.stream(plugin, checked, ctx)
             elif plugin.can_stream:
                 yield from plugin.stream(loaded, checked, ctx)

@@ -1,7 +1,8 @@
 """Gradio from declarations: one tab per plugin, generated from its fields.
 
 This is the only module that turns zoo errors into `gr.Error`. A plugin may build
-its own tab body (chat does) with the helpers of `TabBuilder`.
+its own tab body with `TabBuilder`'s layout hooks (the pieces the generated tab is made
+of): semantic search replaces only the buttons row, chat lays out its own conversation.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Collection, Iterator, Sequence
+from typing import Any, Callable, Collection, Iterator, Mapping, Sequence
 
 from zoo import plugin as P
 from zoo.errors import Cancelled, ZooError, redact_paths
@@ -80,7 +81,7 @@ def component(field: P.Field, limits: P.Limits, *, output: bool = False, render:
                           max_lines=max(field.lines, 20), **common)
     if isinstance(field, P.Number):
         lo, hi = field.bounds(limits)
-        if lo is not None and hi is not None and field.name != "seed" and hi - lo <= 10_000:
+        if lo is not None and hi is not None and not isinstance(field, P.Seed) and hi - lo <= 10_000:
             return gr.Slider(minimum=lo, maximum=hi, value=field.default, step=field.step or (1 if field.integer else 0.01),
                              info=field.info, **common)
         return gr.Number(value=field.default, minimum=lo, maximum=hi, precision=0 if field.integer else None,
@@ -483,49 +484,110 @@ class TabBuilder:
         run.__name__ = plugin.endpoint()
         return self.guard(run)
 
-    # -------------------------------------------------------------- generated tab
-    def build(self) -> None:
-        """The generated tab: inputs and model left, outputs right, examples and API note below."""
+    # -------------------------------------------------------------- layout hooks
+    # The generated tab is built from these pieces; a plugin's own `build_ui` uses them too
+    # (chat, semantic search), so every tab shares one layout and one way to wire the endpoint.
+    def input_fields(self, fields: Sequence[P.Field] | None = None) -> dict[str, Any]:
+        """Components for the plugin's inputs (or `fields`), added to `self.inputs`; returned by name."""
+        made = {f.name: component(f, self.zoo.limits) for f in (self.plugin.inputs if fields is None else fields)}
+        self.inputs.update(made)
+        return made
+
+    def run_buttons(self) -> tuple[Any, Any | None]:
+        """The Run and Stop buttons, in a row; Stop shows only for plugins that stream."""
         import gradio as gr
 
-        plugin, limits = self.plugin, self.zoo.limits
+        task = self.plugin.task
+        with gr.Row():
+            run_btn = gr.Button("Run", variant="primary", scale=3, elem_id=f"zoo-{task}-run")
+            stop_btn = gr.Button("Stop", variant="stop", scale=1, visible=self.plugin.can_stream,
+                                 elem_id=f"zoo-{task}-stop")
+        return run_btn, stop_btn
+
+    def options_accordion(self, fields: Sequence[P.Field] | None = None) -> dict[str, Any]:
+        """The plugin's options (or `fields`) folded away under "Advanced options", added to `self.inputs`."""
+        import gradio as gr
+
+        with gr.Accordion("Advanced options", open=False):
+            return self.input_fields(self.plugin.options if fields is None else fields)
+
+    def inputs_column(self, run_buttons: Callable[[], tuple[Any, Any | None]] | None = None
+                      ) -> tuple[Any, Any | None]:
+        """Inputs, the buttons (`run_buttons`, default `self.run_buttons`), the model pickers, the folded options.
+
+        `self.inputs` ends with the pickers (`model`, or a composite's `<part>_model`): the endpoint's
+        parameters are the fields, then the models.
+        Returns the (run, stop) buttons for `wire`.
+        """
+        self.input_fields()
+        run_btn, stop_btn = (run_buttons or self.run_buttons)()
+        pickers = self.pickers()
+        self.options_accordion()
+        self.inputs.update(pickers)  # after the declared fields, as in the API: `model` or the part pickers
+        return run_btn, stop_btn
+
+    def outputs_column(self) -> list[Any]:
+        """Read-only components for the plugin's outputs, as `self.outputs`."""
+        self.outputs = [component(f, self.zoo.limits, output=True) for f in self.plugin.outputs]
+        return self.outputs
+
+    def api_endpoint(self, listen: Callable[..., Any]) -> Any:
+        """Attach the plugin's public endpoint to an event listener (`button.click`): `/<endpoint>`, its
+        parameters `self.inputs` by name, its results `self.outputs`, one queue per model."""
+        return listen(self.handler(list(self.inputs)), inputs=list(self.inputs.values()), outputs=self.outputs,
+                      api_name=self.plugin.endpoint(), concurrency_limit=self.zoo.settings.max_concurrency_per_model,
+                      concurrency_id=f"model-{self.plugin.task}", **RAW_INPUTS)
+
+    def wire(self, run_btn: Any, stop_btn: Any | None = None) -> list[Any]:
+        """Run calls the endpoint; Enter in a one-line first text input runs too; Stop cancels both."""
+        plugin = self.plugin
+        events = [self.api_endpoint(run_btn.click)]
+        first = plugin.inputs[0] if plugin.inputs else None
+        if isinstance(first, P.Text) and first.lines == 1:
+            names = list(self.inputs)
+            events.append(self.inputs[first.name].submit(
+                lambda: None, None, None, api_visibility="private", queue=False).then(
+                self.handler(names), list(self.inputs.values()), self.outputs, api_visibility="private",
+                **RAW_INPUTS))
+        if stop_btn is not None:
+            stop_btn.click(None, None, None, cancels=events, api_visibility="private", queue=False)
+        return events
+
+    def examples(self, examples: Sequence[Mapping[str, Any]] | None = None, names: Sequence[str] | None = None,
+                 components: Mapping[str, Any] | None = None) -> list[Mapping[str, Any]]:
+        """Clickable examples: the declared ones (or `examples`; media-only tabs get a generated sample), in
+        the columns some example sets (or `names`) of `self.inputs` (or `components`). Returns the examples."""
+        import gradio as gr
+
+        plugin = self.plugin
+        examples = (list(plugin.examples) or sample_examples(plugin)) if examples is None else list(examples)
+        components = self.inputs if components is None else components
+        if examples:
+            # Only the columns some example sets: a table of defaults would hide what matters.
+            shown = [n for n in components if any(n in ex for ex in examples)] if names is None else list(names)
+            rows = [[ex.get(n, self._default(n)) for n in shown] for ex in examples]
+            gr.Examples(rows, inputs=[components[n] for n in shown], label="Examples",
+                        elem_id=f"zoo-{plugin.task}-examples")
+        return examples
+
+    # -------------------------------------------------------------- generated tab
+    def build(self, run_buttons: Callable[[], tuple[Any, Any | None]] | None = None) -> None:
+        """The generated tab: inputs and model left, outputs right, examples and API note below.
+
+        `run_buttons` replaces the Run/Stop row (semantic search adds an upload button there).
+        """
+        import gradio as gr
+
         self.header()
         with gr.Row():
             with gr.Column(scale=1):
-                for f in plugin.inputs:
-                    self.inputs[f.name] = component(f, limits)
-                with gr.Row():
-                    run_btn = gr.Button("Run", variant="primary", scale=3, elem_id=f"zoo-{plugin.task}-run")
-                    stop_btn = gr.Button("Stop", variant="stop", scale=1, visible=plugin.can_stream,
-                                         elem_id=f"zoo-{plugin.task}-stop")
-                pickers = self.pickers()
-                with gr.Accordion("Advanced options", open=False):
-                    for f in plugin.options:
-                        self.inputs[f.name] = component(f, limits)
+                run_btn, stop_btn = self.inputs_column(run_buttons)
             with gr.Column(scale=1):
-                self.outputs = [component(f, limits, output=True) for f in plugin.outputs]
-        self.inputs.update(pickers)  # after the declared fields, as in the API: `model` or the part pickers
-        names = list(self.inputs)
-        event = run_btn.click(self.handler(names), inputs=list(self.inputs.values()), outputs=self.outputs,
-                              api_name=plugin.endpoint(), concurrency_limit=self.zoo.settings.max_concurrency_per_model,
-                              concurrency_id=f"model-{plugin.task}", **RAW_INPUTS)
-        events = [event]
-        first_input = self.inputs[plugin.inputs[0].name] if plugin.inputs else None
-        if isinstance(plugin.inputs[0] if plugin.inputs else None, P.Text) and plugin.inputs[0].lines == 1:
-            events.append(first_input.submit(lambda: None, None, None, api_visibility="private", queue=False).then(
-                self.handler(names), list(self.inputs.values()), self.outputs, api_visibility="private",
-                **RAW_INPUTS))
-        stop_btn.click(None, None, None, cancels=events, api_visibility="private", queue=False)
-        # Media-only tabs without declared examples get a generated picture or spoken sentence.
-        examples = list(plugin.examples) or sample_examples(plugin)
-        if examples:
-            # Only the columns some example sets: a table of defaults would hide what matters.
-            shown = [n for n in names if any(n in ex for ex in examples)]
-            rows = [[ex.get(n, self._default(n)) for n in shown] for ex in examples]
-            gr.Examples(rows, inputs=[self.inputs[n] for n in shown], label="Examples",
-                        elem_id=f"zoo-{plugin.task}-examples")
-        example = {f.name: examples[0].get(f.name, f.default) if examples else f.default for f in plugin.inputs}
-        self.api_help(example)
+                self.outputs_column()
+        self.wire(run_btn, stop_btn)
+        examples = self.examples()
+        self.api_help({f.name: examples[0].get(f.name, f.default) if examples else f.default
+                       for f in self.plugin.inputs})
 
     def tag(self) -> None:
         """Stable DOM ids for the tab's fields (`zoo-<task>-in-<name>`, `zoo-<task>-out-<name>`), for tests and CSS."""

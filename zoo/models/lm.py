@@ -11,32 +11,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
+# Shared with every LM plugin (zoo/generation.py); re-exported so `from zoo.models.lm import ...` keeps working.
+from zoo.generation import GenerationParams, GenerationStats, LanguageModel
 
-@dataclass(frozen=True)
-class GenerationParams:
-    """Sampling options shared by every LM plugin; temperature 0 means greedy."""
-
-    max_new_tokens: int = 256
-    temperature: float = 0.7
-    top_p: float = 0.95
-    top_k: int = 50
-    repetition_penalty: float = 1.1
-    seed: int | None = None
-
-
-@dataclass
-class GenerationStats:
-    """Filled in while streaming: tokens produced and decode time."""
-
-    prompt_tokens: int = 0
-    new_tokens: int = 0
-    seconds: float = 0.0
-    first_token_seconds: float | None = None
-
-    @property
-    def tokens_per_second(self) -> float:
-        """Decode speed of the finished request."""
-        return self.new_tokens / self.seconds if self.seconds > 0 else 0.0
+__all__ = ["GenerationParams", "GenerationStats", "LanguageModel", "LlamaCppLM", "ThreadTuner", "TransformersLM",
+           "runnable_elsewhere", "sample_next"]
 
 
 def runnable_elsewhere() -> int:
@@ -187,6 +166,11 @@ class TransformersLM:
     _generate_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
+    def config(self) -> Any:
+        """The model's transformers config."""
+        return self.model.config
+
+    @property
     def has_chat_template(self) -> bool:
         """Instruct models carry a chat template; base models do not."""
         return bool(getattr(self.tokenizer, "chat_template", None))
@@ -205,7 +189,7 @@ class TransformersLM:
     @property
     def context_length(self) -> int:
         """The longest prompt plus completion the model handles."""
-        return int(getattr(self.model.config, "max_position_embeddings", None) or 2048)
+        return int(getattr(self.config, "max_position_embeddings", None) or 2048)
 
     def stream(self, prompt: str, params: GenerationParams, cancel: threading.Event | None = None,
                stats: GenerationStats | None = None, templated: bool = True) -> Iterator[str]:

@@ -58,6 +58,11 @@ class Bundle:
         """The tokenizer (inside the processor when there is one)."""
         return getattr(self.processor, "tokenizer", self.processor)
 
+    @property
+    def config(self) -> Any:
+        """The model's transformers config (labels, sizes, task settings)."""
+        return self.model.config
+
 
 # Which Auto class builds a model for each loader kind.
 AUTO_CLASSES: dict[str, str] = {

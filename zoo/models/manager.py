@@ -14,7 +14,8 @@ import time
 import weakref
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from pathlib import Path
+from typing import Any, Callable, Generic, Iterator, TypeVar
 
 from zoo.errors import ModelLoadError, ModelNotFound, ZooError, redact_paths
 from zoo.models.cache import ModelCache
@@ -34,17 +35,28 @@ log = logging.getLogger(__name__)
 _LOAD_LOCK = threading.RLock()
 
 
+#: What a family's loader built: TransformersLM, Bundle, a diffusers pipeline, WhisperModel, RemoteLM...
+M = TypeVar("M")
+
+
 @dataclass
-class Loaded:
-    """A ready model as plugins receive it."""
+class Loaded(Generic[M]):
+    """A ready model as plugins receive it: `Loaded[Bundle]`, `Loaded[LanguageModel]`..."""
 
     ref: str
     resolved: Resolved
     family: str
     kind: str
-    model: Any  # family-specific: TransformersLM, Bundle, a diffusers pipeline, WhisperModel...
+    model: M  # family-specific: TransformersLM, Bundle, a diffusers pipeline, WhisperModel...
     device: str
     load_seconds: float = 0.0
+
+    @classmethod
+    def remote(cls, ref: str, kind: str, engine: M) -> "Loaded[M]":
+        """A remote engine's client as a loaded model (Plugin.run_remote hands a RemoteLM to stream/run so)."""
+        parsed = parse_ref(ref)
+        return cls(ref, Resolved(parsed, Path(parsed.name), "remote", "remote inference engine"), "remote", kind,
+                   engine, "remote")
 
     @property
     def is_tiny(self) -> bool:

@@ -8,7 +8,7 @@
   /v1/chat/completions, a raw prompt as a TGI text-generation request; both stream.
 - `RemoteClient` for every other kind: the huggingface_hub InferenceClient task
   methods (`question_answering`, `text_to_image`, ...), which a plugin calls in its
-  `model.family == "remote"` branch.
+  `run_remote` hook (the runner calls it in place of run/stream for a `remote:` model).
 
 A target is an endpoint URL (Text Generation Inference, vLLM's or llama.cpp's
 OpenAI-compatible server, an Inference Endpoint, another zoo's `serve-endpoint`)
@@ -413,7 +413,7 @@ class RemoteLM:
     def stream(self, prompt: str, params: Any, cancel: threading.Event | None = None, stats: Any = None,
                templated: bool = True) -> Iterator[str]:
         """Yield text pieces as the engine sends them; leaving the loop closes the connection, which stops it."""
-        from zoo.models.lm import GenerationStats
+        from zoo.generation import GenerationStats
 
         stats = stats if stats is not None else GenerationStats()
         started = time.perf_counter()
