@@ -20,12 +20,15 @@ from types import ModuleType
 from typing import Iterable
 
 from zoo.errors import PluginLoadError, UnknownPlugin
+from zoo.kinds import ModelKind, get_kind, register_kind
 from zoo.plugin import Field, ModelChoices, Plugin
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "zoo.plugins"
 BUILTIN_PACKAGE = "plugins"
+#: Modules of the built-in package that are not plugins: `kinds` registers model kinds; `_*` are helpers.
+NOT_PLUGINS = frozenset({"kinds"})
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,11 @@ class Registry:
         if cls.task in self._plugins:
             raise PluginLoadError(f"Two plugins claim task `{cls.task}`: {self._sources[cls.task]} and {source}.",
                                   "disable one with ZOO_PLUGINS_DENY or give it another task")
+        kind = getattr(cls, "model_kind", None)
+        if isinstance(kind, ModelKind):
+            register_kind(kind)  # registering a plugin registers its kind (the same object again is a no-op)
+        elif kind is not None:
+            get_kind(kind)  # a name must be registered already: UnknownKind lists the registered ones
         instance = plugin() if isinstance(plugin, type) else plugin
         self._plugins[cls.task] = instance
         self._sources[cls.task] = source or cls.__module__
@@ -120,7 +128,7 @@ class Registry:
             try:
                 package = importlib.import_module(builtin_package)
                 for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
-                    if not info.name.startswith("_"):
+                    if not info.name.startswith("_") and info.name not in NOT_PLUGINS:
                         module_name = f"{builtin_package}.{info.name}"
                         candidates.append((info.name, module_name, lambda m=module_name: importlib.import_module(m)))
             except ImportError as exc:
@@ -177,7 +185,10 @@ def declaration_problems(cls: type) -> list[str]:
     problems = []
     if not isinstance(cls, type) or not issubclass(cls, Plugin):
         return [f"{cls!r} is not a zoo.Plugin subclass"]
-    for attr, kind in (("task", str), ("title", str), ("model_kind", str), ("models", ModelChoices)):
+    model_kind = getattr(cls, "model_kind", None)
+    if not isinstance(model_kind, ModelKind) and not (isinstance(model_kind, str) and model_kind):
+        problems.append(f"`model_kind` must be a ModelKind or a registered kind's name, got {model_kind!r}")
+    for attr, kind in (("task", str), ("title", str), ("models", ModelChoices)):
         value = getattr(cls, attr, None)
         if not isinstance(value, kind) or (kind is str and not value):
             problems.append(f"`{attr}` must be a {kind.__name__}, got {value!r}")
