@@ -271,7 +271,7 @@ async def _chat(zoo: Zoo, task: str | None, request: Any) -> Any:
     })
 
 
-def _chat_model(zoo: Zoo, task: str | None) -> tuple[str, str]:
+def _chat_model(zoo: Zoo, task: str | None) -> tuple[str, Any]:
     """(ref, kind) of the language model that answers chat for `task`: its own, else the first tab's
     (in tab order) whose model kind is a language model."""
     names = [zoo.registry.get(task).task] if task else []  # an unknown task is a 404
