@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Iterator
 
 from zoo import __version__
-from zoo.errors import InvalidInput, ModelNotAllowed, TooLarge, UnknownPlugin, ZooError, redact_paths
 from zoo.kinds import get_kind
+from zoo.errors import InvalidInput, ModelNotAllowed, TooLarge, UnknownPlugin, ZooError, redact_paths
 from zoo.plugin import Audio, Float, Image, Int, Plugin, RunContext, Text
 from zoo.runner import Zoo
 

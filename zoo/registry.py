@@ -19,14 +19,16 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Iterable
 
-from zoo.kinds import ModelKind, get_kind, register_kind
 from zoo.errors import PluginLoadError, UnknownPlugin
+from zoo.kinds import ModelKind, get_kind, register_kind
 from zoo.plugin import Field, ModelChoices, Plugin
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "zoo.plugins"
 BUILTIN_PACKAGE = "plugins"
+#: Modules of the built-in package that are not plugins: `kinds` registers model kinds; `_*` are helpers.
+NOT_PLUGINS = frozenset({"kinds"})
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,7 @@ class Registry:
             try:
                 package = importlib.import_module(builtin_package)
                 for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
-                    if not info.name.startswith("_") and info.name != "kinds":  # kinds.py registers model kinds
+                    if not info.name.startswith("_") and info.name not in NOT_PLUGINS:
                         module_name = f"{builtin_package}.{info.name}"
                         candidates.append((info.name, module_name, lambda m=module_name: importlib.import_module(m)))
             except ImportError as exc:
