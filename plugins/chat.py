@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 from typing import Any, Iterator, Sequence
 
-from plugins.kinds import CAUSAL_LM
 from zoo.errors import InvalidInput
 from zoo.plugin import Float, Int, Json, Limits, ModelChoices, Plugin, RunContext, Seed, Text
 
@@ -118,7 +117,7 @@ class Chat(Plugin):
     description = ("Talk with an instruct model. The whole conversation is sent with every message, so the model "
                    "remembers earlier turns (the oldest ones are dropped when it outgrows the model's context).")
     order = 11
-    model_kind = CAUSAL_LM
+    model_kind = "causal-lm"
     # The same references as text generation: one loaded copy serves both tabs.
     models = ModelChoices(
         online="HuggingFaceTB/SmolLM2-135M-Instruct",

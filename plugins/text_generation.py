@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from plugins.kinds import CAUSAL_LM
 from zoo.errors import InvalidInput
 from zoo.plugin import Bool, Float, Int, ModelChoices, Plugin, RunContext, Seed, Text
 
@@ -21,7 +20,7 @@ class TextGeneration(Plugin):
     title = "Text generation"
     description = "Write a prompt; the model continues it, token by token."
     order = 10
-    model_kind = CAUSAL_LM
+    model_kind = "causal-lm"
     models = ModelChoices(
         online="HuggingFaceTB/SmolLM2-135M-Instruct",
         offline="packaged:smollm2-135m-instruct",
