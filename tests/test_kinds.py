@@ -52,6 +52,7 @@ OBJECT_DETECTION = ModelKind("object-detection", auto_class="AutoModelForObjectD
 class Detector(Plugin):
     """Boxes and labels of what an image shows."""
 
+    api_version = 2  # Plugin API 2 (zoo.API_VERSION once that lands)
     task = "object-detection"
     title = "Object detection"
     model_kind = OBJECT_DETECTION
