@@ -7,6 +7,7 @@ cache. Plugins asking for the same weights and kind get the same object.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -223,8 +224,9 @@ class ModelManager:
                 yield entry.value
 
     def _worker_spec(self, ref: str, resolved: Resolved, family: str, kind: ModelKind, device: str) -> WorkerSpec:
-        # The kind travels by pickle, its functions by module and name: unpickling imports the
-        # module that defines them, so a plugin's own kind is known in the worker too.
+        # The kind travels by pickle, its `wrap` by module and name: unpickling imports the module that
+        # defines it, so a plugin's own kind works in the worker too. The tiny model is built here already.
+        kind = dataclasses.replace(kind, tiny=None)
         return WorkerSpec(ref, resolved, family, kind, device, get_family(family).loader, self._load_context(),
                           env=dict(os.environ), memory_limit=self.settings.worker_memory_limit,
                           log_level=logging.getLogger().getEffectiveLevel())
