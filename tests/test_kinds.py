@@ -187,6 +187,31 @@ def test_kind_mismatch_reads_the_registered_auto_classes(settings: Settings, det
     assert "loads from: diffusers" in str(info.value)
 
 
+def test_packaged_models_register_and_stand_in_for_their_hub_ids(tmp_path: Path) -> None:
+    from zoo.models.refs import parse_ref
+    from zoo.models.sources import PACKAGED, Packaged, Resolver, register_packaged, unregister_packaged
+
+    assert {"smollm2-135m-instruct", "whisper-tiny.en", "all-minilm-l6-v2", "piper-joe-us"} <= set(PACKAGED)
+    # A pip package's files (here a file of the plugins package itself, found without importing it).
+    entry = Packaged("plugins", "kinds.py", "zoo-test-copy==1.0", ("someone/mirrored-model",), "MIT", "a test copy")
+    resolver = Resolver(offline=lambda: True, allow_pickle=False, tiny_dir=tmp_path / "tiny")
+    register_packaged("test-copy", entry)
+    try:
+        assert PACKAGED["test-copy"] is entry
+        found = resolver.resolve(parse_ref("packaged:test-copy"))
+        assert found.source == "packaged" and found.path == ROOT / "plugins" / "kinds.py"
+        mirrored = resolver.resolve(parse_ref("someone/mirrored-model"))  # offline: the packaged copy
+        assert mirrored.source == "packaged" and mirrored.path == found.path
+        register_packaged("test-copy", entry)  # the same entry again: nothing to decide
+        with pytest.raises(KindClash, match="replace=True"):
+            register_packaged("test-copy", Packaged("other", "x", "other==1", (), "MIT", "another"))
+    finally:
+        unregister_packaged("test-copy")
+    with pytest.raises(ModelNotFound, match="packaged:smollm2-135m-instruct") as info:
+        resolver.resolve(parse_ref("packaged:test-copy"))
+    assert "Unknown packaged model `test-copy`" in str(info.value)
+
+
 def _string_constants(path: Path) -> Iterator[tuple[int, str]]:
     """(line, text) of every string literal in a module that is not a docstring."""
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))

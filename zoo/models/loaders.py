@@ -22,10 +22,10 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from zoo.errors import ModelLoadError, ModelNotAllowed
-from zoo.kinds import ModelKind, register_family
+from zoo.kinds import ModelKind, register_family, registered_kinds
 from zoo.models.devices import module_nbytes
 from zoo.models.sources import Resolved, read_json
 
@@ -307,8 +307,6 @@ def describe_transformers(resolved: Resolved, kind: ModelKind) -> str | None:
     # A known head for another kind (a causal LM on a classifier tab) would load with a random
     # head and answer noise; an architecture that no kind here names (a masked LM) may be a base to fine-tune.
     if architectures and kind.auto_class != "AutoModel" and not set(architectures) & classes:
-        from zoo.kinds import registered_kinds
-
         others = [k.name for k in registered_kinds() if k.auto_class not in (None, kind.auto_class, "AutoModel")
                   and set(architectures) & (auto_names(k.auto_class) or (set(), set()))[1]]
         if others:

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from zoo.errors import ModelLoadError, ModelNotFound, ZooError, redact_paths
-from zoo.models.cache import ModelCache
 from zoo.kinds import ModelKind, get_family, get_kind
+from zoo.models.cache import ModelCache
 from zoo.models.loaders import LoadContext
 from zoo.models.refs import ModelRef, parse_ref
 from zoo.models.sources import Resolved, Resolver, detect_family
