@@ -211,6 +211,8 @@ def hub_models(plugins: Sequence[Plugin]) -> tuple[list[str], list[str]]:
     models: dict[str, None] = {}
     preload: dict[str, None] = {}
     for plugin in plugins:
+        if plugin.models is None:  # model-less or composite: the tasks it uses list their own models
+            continue
         for i, raw in enumerate((plugin.models.online, *plugin.models.known)):
             try:
                 ref = parse_ref(raw)
@@ -345,6 +347,10 @@ def readme(plugins: Sequence[Plugin], hardware: str, title: str, matter: dict[st
 
     rows = []
     for p in plugins:
+        if p.models is None:
+            model = ("uses " + ", ".join(f"`{task}`" for task in p.uses.values())) if p.uses else "no model"
+            rows.append(f"| {p.title} | `/{p.endpoint()}` | {model} |")
+            continue
         ref = parse_ref(p.models.online)
         model = f"[{ref.raw}]({ref.hub_url})" if ref.hub_url else f"`{ref.raw}`"
         rows.append(f"| {p.title} | `/{p.endpoint()}` | {model} |")

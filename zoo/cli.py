@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import Any, Sequence
 
 from zoo.errors import ZooError
-from zoo.plugin import Bool, Number
+from zoo.plugin import Bool, Number, part_model_name
 from zoo.settings import SETTINGS, Settings, build_arg_parser, parse_bool
 
 
@@ -54,6 +54,15 @@ def cmd_list(settings: Settings, as_json: bool) -> int:
     zoo = Zoo(settings)
     rows = []
     for plugin in zoo.registry.plugins():
+        if plugin.models is None:  # model-less or composite: it runs here, on the models of the tasks it uses
+            problem = zoo.composition_problem(plugin)
+            where = str(problem) if problem else (
+                "uses " + ", ".join(f"{part}: {task}" for part, task in plugin.uses.items()) if plugin.uses
+                else "runs in the server")
+            rows.append({"task": plugin.task, "title": plugin.title, "endpoint": "/" + plugin.endpoint(),
+                         "default_model": None, "available": problem is None, "source": where,
+                         "online_default": None, "offline_default": None, "uses": dict(plugin.uses)})
+            continue
         default = zoo.default_model(plugin)
         ok, where = zoo.models.availability(default)
         rows.append({"task": plugin.task, "title": plugin.title, "endpoint": "/" + plugin.endpoint(),
@@ -66,7 +75,7 @@ def cmd_list(settings: Settings, as_json: bool) -> int:
     width = max([len(r["task"]) for r in rows] + [4])
     for r in rows:
         mark = "ok " if r["available"] else "-- "
-        print(f"{mark}{r['task']:<{width}}  {r['default_model']}  ({r['source']})")
+        print(f"{mark}{r['task']:<{width}}  {r['default_model'] or 'no model'}  ({r['source']})")
     for b in broken:
         print(f"!! {b['plugin']:<{width}}  quarantined: {b['error']}  Fix: {b['fix']}")
     return 0
@@ -89,11 +98,16 @@ def cmd_run(settings: Settings, task: str, argv: Sequence[str], out_dir: Path | 
                                 help=f"{f.info or f.title} (default {f.default})")
         else:
             parser.add_argument(flag, dest=f.name, default=None, help=f.info or f.title)
-    parser.add_argument("--model", default=None, help=f"default {zoo.default_model(plugin)}")
+    if plugin.models is not None:  # a plugin without a model has no --model (a composite has --<part>-model)
+        parser.add_argument("--model", default=None, help=f"default {zoo.default_model(plugin)}")
     args = parser.parse_args(list(argv))
     values = {k: v for k, v in vars(args).items() if v is not None}
-    if args.model:  # whoever runs the CLI is the operator: their --model counts as ZOO_MODEL_<TASK>
-        overrides = {**zoo.settings.model_overrides, plugin.task: args.model.strip()}
+    # Whoever runs the CLI is the operator: their --model (or --<part>-model) counts as ZOO_MODEL_<TASK>.
+    picked = {plugin.task: values.get("model")} | {task: values.get(part_model_name(part))
+                                                   for part, task in plugin.uses.items()}
+    picked = {task: ref.strip() for task, ref in picked.items() if ref and ref.strip()}
+    if picked:
+        overrides = {**zoo.settings.model_overrides, **picked}
         zoo = Zoo(zoo.settings.replace(model_overrides=overrides), registry=zoo.registry, models=zoo.models)
     result = zoo.run(plugin.task, **values)
     out = out_dir or Path(tempfile.mkdtemp(prefix="zoo-"))

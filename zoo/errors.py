@@ -43,6 +43,10 @@ class UnknownPlugin(ZooError, KeyError):
         return ZooError.__str__(self)
 
 
+class CallCycle(ZooError):
+    """A plugin calls itself through `ctx.run`, directly or through other plugins."""
+
+
 class PluginLoadError(ZooError):
     """A plugin failed to import or to set itself up; its tab is quarantined."""
 

@@ -124,6 +124,8 @@ class ZeroGPU:
 
         seen: set[tuple[str, str]] = set()
         for plugin in self.zoo.registry.plugins():
+            if plugin.models is None:  # runs in the server; the tasks it uses preload their own
+                continue
             default = self.zoo.default_model(plugin)
             values = {f.name: f.default for f in plugin.fields()} | {"model": default}
             try:

@@ -13,7 +13,7 @@ import threading
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Callable, ClassVar, Iterator, Mapping, Sequence
 
-from zoo.errors import Cancelled, InvalidInput
+from zoo.errors import Cancelled, InvalidInput, ZooError
 
 # --------------------------------------------------------------------------- fields
 
@@ -213,6 +213,11 @@ class Labels(Field):
     """Label -> score mapping, shown as bars (output)."""
 
 
+def part_model_name(part: str) -> str:
+    """The API parameter that picks a composite part's model: `transcriber` -> `transcriber_model`."""
+    return f"{part}_model"
+
+
 def _fmt(x: float | None) -> str:
     if x is None:
         return "any"
@@ -281,6 +286,11 @@ class RunContext:
     model_revision: str | None = None
     is_tiny: bool = False
     temp_dir: str | None = None
+    models_used: dict[str, str] = field(default_factory=dict)  # part or task -> the model ctx.run ran
+    _chain: tuple[str, ...] = field(default=(), repr=False)  # the plugins that called this one, outermost first
+    # Set by Zoo.stream for a plugin that runs in the server: how ctx.run/ctx.stream reach the zoo.
+    _call: Callable[["RunContext", str, dict[str, Any]], Iterator[dict[str, Any]]] | None = field(
+        default=None, repr=False)
     _workers: int = field(default=0, repr=False)
     _after_work: list[Callable[[], None]] = field(default_factory=list, repr=False)
     _work_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -300,6 +310,24 @@ class RunContext:
         """Stop work promptly when cancelled."""
         if self.cancel_event.is_set():
             raise Cancelled("The request was stopped.")
+
+    def stream(self, task_or_part: str, /, **values: Any) -> Iterator[dict[str, Any]]:
+        """Call another plugin, yielding its growing outputs: a part name of `uses` (its picker's model
+        unless `model=` is given) or any task name. It goes through the zoo as a tab does: input checks,
+        model vetting, the shared cache, worker isolation; this request's cancel event, limits and
+        progress (prefixed with the part). Finish or close a stream before calling the same task again:
+        its model serves ZOO_CONCURRENCY requests at a time."""
+        if self._call is None:
+            raise ZooError("ctx.run and ctx.stream are for plugins that run in the server, not next to a model.",
+                           "declare `models = None` (and `uses = {part: task}` for the tasks it calls)")
+        yield from self._call(self, task_or_part, values)
+
+    def run(self, task_or_part: str, /, **values: Any) -> dict[str, Any]:
+        """Call another plugin to completion and return its outputs (see `stream`)."""
+        result: dict[str, Any] = {}
+        for result in self.stream(task_or_part, **values):
+            pass
+        return result
 
     def start_worker(self, target: Callable[[], None], name: str) -> threading.Thread:
         """Run `target` in a daemon thread; the request's model stays pinned until it returns.
@@ -348,8 +376,9 @@ class Plugin:
     task: ClassVar[str]  # Hugging Face pipeline tag, e.g. "text-generation"
     title: ClassVar[str]
     description: ClassVar[str] = ""
-    models: ClassVar[ModelChoices]
-    model_kind: ClassVar[str]  # what the shared loader builds, e.g. "causal-lm"
+    models: ClassVar[ModelChoices | None] = None  # None: no model of its own (model-less or composite)
+    model_kind: ClassVar[str | None] = None  # what the shared loader builds, e.g. "causal-lm"
+    uses: ClassVar[Mapping[str, str]] = {}  # composite: part name -> task it calls through ctx.run
     inputs: ClassVar[Sequence[Field]] = ()
     options: ClassVar[Sequence[Field]] = ()  # shown folded away under "Advanced"
     outputs: ClassVar[Sequence[Field]] = ()
@@ -364,8 +393,20 @@ class Plugin:
 
     @classmethod
     def fields(cls) -> tuple[Field, ...]:
-        """Inputs then options, in API parameter order (the framework adds `model` last)."""
-        return (*cls.inputs, *cls.options)
+        """Inputs, options, then a composite's part pickers, in API parameter order (the framework adds
+        `model` last for a plugin with a model)."""
+        return (*cls.inputs, *cls.options, *cls.part_fields())
+
+    @classmethod
+    def part_fields(cls) -> tuple["Text", ...]:
+        """A composite's `<part>_model` parameters, in `uses` order; "" runs that task's default model."""
+        return tuple(Text(part_model_name(part), "", required=False, label=f"{part.replace('_', ' ').capitalize()} model",
+                          info=f"Model for {task}; empty = its default") for part, task in cls.uses.items())
+
+    @classmethod
+    def runs_in_server(cls) -> bool:
+        """True for a plugin without a model of its own (model-less or composite): it runs in the server."""
+        return cls.models is None
 
     def model_for(self, values: Mapping[str, Any], default: str) -> tuple[str, str]:
         """The (model reference, loader kind) for a request; override when a mode picks the model."""

@@ -17,11 +17,11 @@ import pkgutil
 import traceback
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from zoo.errors import PluginLoadError, UnknownPlugin
 from zoo.kinds import ModelKind, get_kind, register_kind
-from zoo.plugin import Field, ModelChoices, Plugin
+from zoo.plugin import Field, ModelChoices, Plugin, part_model_name
 
 log = logging.getLogger(__name__)
 
@@ -185,16 +185,18 @@ def declaration_problems(cls: type) -> list[str]:
     problems = []
     if not isinstance(cls, type) or not issubclass(cls, Plugin):
         return [f"{cls!r} is not a zoo.Plugin subclass"]
-    model_kind = getattr(cls, "model_kind", None)
-    if not isinstance(model_kind, ModelKind) and not (isinstance(model_kind, str) and model_kind):
-        problems.append(f"`model_kind` must be a ModelKind or a registered kind's name, got {model_kind!r}")
-    for attr, kind in (("task", str), ("title", str), ("models", ModelChoices)):
+    for attr, kind in (("task", str), ("title", str)):
         value = getattr(cls, attr, None)
         if not isinstance(value, kind) or (kind is str and not value):
             problems.append(f"`{attr}` must be a {kind.__name__}, got {value!r}")
+    problems += _model_problems(cls)
     if cls.run is Plugin.run and cls.stream is Plugin.stream:
         problems.append("neither `run` nor `stream` is implemented")
     names = [f.name for f in (*cls.inputs, *cls.options)]
+    parts = [part_model_name(p) for p in cls.uses] if isinstance(cls.uses, Mapping) else []
+    if set(parts) & set(names):
+        problems.append(f"fields {sorted(set(parts) & set(names))} clash with the part pickers the framework adds "
+                        "for `uses`; rename the field or the part")
     if any(not isinstance(f, Field) for f in (*cls.inputs, *cls.options, *cls.outputs)):
         problems.append("inputs, options and outputs must be zoo.plugin Field objects")
     if len(set(names)) != len(names):
@@ -202,9 +204,37 @@ def declaration_problems(cls: type) -> list[str]:
     if "model" in names:
         problems.append("`model` is added by the framework; do not declare it")
     for example in cls.examples:
-        unknown = set(example) - set(names) - {"model"}
+        unknown = set(example) - set(names) - set(parts) - ({"model"} if cls.models is not None else set())
         if unknown:
             problems.append(f"example uses unknown fields {sorted(unknown)}")
+    return problems
+
+
+def _model_problems(cls: type[Plugin]) -> list[str]:
+    """`models`, `model_kind` and `uses`: one model (with its kind), or none (model-less, or composite with `uses`)."""
+    models, kind, uses = getattr(cls, "models", None), getattr(cls, "model_kind", None), getattr(cls, "uses", {})
+    if models is None:
+        problems = [] if kind is None else [f"`model_kind` is {kind!r} but `models` is None; a plugin without "
+                                            "a model of its own declares no model_kind (or give it `models`)"]
+        if not isinstance(uses, Mapping):
+            return problems + [f"`uses` must map part names to tasks, e.g. {{'transcriber': "
+                               f"'automatic-speech-recognition'}}, got {uses!r}"]
+        for part, task in uses.items():
+            if not isinstance(part, str) or not part.isidentifier():
+                problems.append(f"`uses` part {part!r} must be a Python identifier (it names `{part}_model`)")
+            if not isinstance(task, str) or not task:
+                problems.append(f"`uses` part {part!r} must name a task, got {task!r}")
+            elif task.replace("_", "-") == str(getattr(cls, "task", "")).replace("_", "-"):
+                problems.append(f"`uses` part {part!r} calls the plugin's own task `{task}`: a plugin cannot call itself")
+        return problems
+    problems = []
+    if not isinstance(models, ModelChoices):
+        problems.append(f"`models` must be a ModelChoices (or None for a plugin without a model), got {models!r}")
+    if not isinstance(kind, ModelKind) and not (isinstance(kind, str) and kind):
+        problems.append(f"`model_kind` must be a ModelKind or a registered kind's name, got {kind!r}")
+    if uses:
+        problems.append("`uses` is for composite plugins, which have no model of their own: set `models = None`, "
+                        "or drop `uses`")
     return problems
 
 

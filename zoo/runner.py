@@ -14,10 +14,10 @@ import threading
 from contextlib import ExitStack
 from typing import Any, Iterator, Mapping
 
-from zoo.errors import InvalidInput, ModelNotAllowed
+from zoo.errors import CallCycle, Cancelled, InvalidInput, ModelNotAllowed, UnknownPlugin, ZooError
 from zoo.gpu import ZeroGPU
 from zoo.models import ModelManager, parse_ref
-from zoo.plugin import Limits, Plugin, RunContext
+from zoo.plugin import Limits, Plugin, RunContext, part_model_name
 from zoo.registry import Registry
 from zoo.settings import Settings
 from zoo.workers import PluginSpec
@@ -40,10 +40,113 @@ class Zoo:
         for task in sorted(set(self.settings.remote) - served):  # a typo must not pass unnoticed
             log.warning("ZOO_REMOTE_%s names no plugin served here; tasks: %s", task.upper().replace("-", "_"),
                         ", ".join(self.registry.tasks()))
+        for plugin in self.registry.plugins():  # composites may be registered before the tasks they use
+            problem = self.composition_problem(plugin)
+            if problem is not None:
+                log.warning("%s", problem)
+
+    # ------------------------------------------------------------------ composition
+    def composition_problem(self, plugin: Plugin) -> ZooError | None:
+        """Why a composite cannot run here (a task it uses is not served, or it calls itself), or None."""
+        for part, task in plugin.uses.items():
+            if task.replace("_", "-") not in self.registry:
+                return self._unknown_task(plugin, task, part)
+        cycle = self._cycle(plugin.task, (plugin.task,))
+        if cycle:
+            return CallCycle(f"`{plugin.task}` calls itself through its parts: {' -> '.join(cycle)}.",
+                             "change `uses` so that no plugin calls back into one that called it")
+        return None
+
+    def _cycle(self, task: str, path: tuple[str, ...]) -> tuple[str, ...]:
+        """The first path of `uses` from `path[-1]` back to `task`, or ()."""
+        if path[-1] not in self.registry:
+            return ()
+        for used in self.registry.get(path[-1]).uses.values():
+            used = used.replace("_", "-")
+            if used == task:
+                return (*path, used)
+            if used not in path:
+                found = self._cycle(task, (*path, used))
+                if found:
+                    return found
+        return ()
+
+    def _unknown_task(self, plugin: Plugin, task: str, part: str | None = None) -> UnknownPlugin:
+        what = f"its part `{part}` uses task `{task}`" if part else f"it calls task `{task}`"
+        parts = f"; its parts: {', '.join(plugin.uses)}" if plugin.uses and not part else ""
+        return UnknownPlugin(f"`{plugin.task}` cannot run: {what}, and no plugin for `{task}` is served here.",
+                             f"install or enable the plugin for `{task}` (check ZOO_PLUGINS and ZOO_PLUGINS_DENY); "
+                             f"served tasks: {', '.join(self.registry.tasks()) or '(none)'}{parts}")
+
+    def check_parts(self, plugin: Plugin, values: Mapping[str, Any]) -> dict[str, str]:
+        """Each `<part>_model` of a composite, vetted by the used task's own rules ("" = its default model)."""
+        problem = self.composition_problem(plugin)
+        if problem is not None:
+            raise problem
+        picked = {}
+        for part, task in plugin.uses.items():
+            used = self.registry.get(task)
+            name = part_model_name(part)
+            try:
+                picked[name] = self.check_model(used, values.get(name) or "") if used.models is not None else ""
+            except ZooError as exc:  # the used task's rule, said of this parameter
+                exc.message = f"`{name}` ({task}): {exc.message}"
+                exc.args = (exc.message,)
+                raise
+        return picked
+
+    def _call(self, plugin: Plugin, checked: Mapping[str, Any], parent: RunContext, name: str,
+              values: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """`ctx.stream(name, **values)` of a plugin that runs in the server: another plugin, as a tab runs it."""
+        part = name if name in plugin.uses else None
+        task = plugin.uses[part] if part else name
+        if task.replace("_", "-") not in self.registry:
+            raise self._unknown_task(plugin, task, part)
+        used = self.registry.get(task)
+        chain = (*parent._chain, plugin.task)
+        if used.task in chain:
+            raise CallCycle(f"`{plugin.task}` called `{used.task}`, which is already running in this request "
+                            f"({' -> '.join((*chain, used.task))}).",
+                            "a plugin cannot call itself, directly or through others; call another task")
+        if part and used.models is not None and not values.get("model"):
+            values = {**values, "model": checked.get(part_model_name(part)) or ""}
+        label = part.replace("_", " ").capitalize() if part else used.title
+
+        def progress(fraction: float | None, desc: str) -> None:
+            if parent.on_progress is not None:
+                parent.on_progress(fraction, f"{label}: {desc}" if desc else label)
+
+        child = RunContext(limits=parent.limits, on_progress=progress, cancel_event=parent.cancel_event,
+                           temp_dir=parent.temp_dir, _chain=chain)
+        parent.raise_if_cancelled()
+        try:
+            yield from self.stream(used.task, values, child)
+        except ZooError as exc:
+            if not isinstance(exc, Cancelled):  # say which step refused: the field may not be the composite's
+                exc.message = f"{label} ({used.task}): {exc.message}"
+                exc.args = (exc.message,)
+            raise
+        finally:
+            if child.model_ref:
+                parent.models_used[part or used.task] = child.model_ref
+
+    def stream_in_server(self, plugin: Plugin, checked: dict[str, Any], ctx: RunContext) -> Iterator[dict[str, Any]]:
+        """Run a plugin without a model of its own here, in the server: run(None, ...); ctx.run reaches the zoo."""
+        ctx.model_ref, ctx.model_revision, ctx.is_tiny = "", None, False
+        ctx._call = lambda parent, name, values: self._call(plugin, checked, parent, name, values)
+        ctx.raise_if_cancelled()
+        if plugin.can_stream:
+            yield from plugin.stream(None, checked, ctx)
+        else:
+            yield plugin.run(None, checked, ctx)
 
     # ------------------------------------------------------------------ models
     def default_model(self, plugin: Plugin) -> str:
-        """The model a tab runs when the user picks none: remote engine, operator, tiny, online or offline default."""
+        """The model a tab runs when the user picks none: remote engine, operator, tiny, online or offline default.
+
+        "" for a plugin without a model of its own."""
+        if plugin.models is None:
+            return ""
         remote = self.remote_model(plugin)
         if remote:
             return remote
@@ -66,6 +169,8 @@ class Zoo:
 
     def model_choices(self, plugin: Plugin) -> list[str]:
         """Models offered in the tab's picker, the default first."""
+        if plugin.models is None:
+            return []
         default = self.default_model(plugin)
         # Listed models the operator's pickle policy refuses are left out rather than offered and then refused.
         return [default] + [m for m in plugin.models.all() if m != default and not self._refused_pickle(m)]
@@ -76,6 +181,12 @@ class Zoo:
     def check_model(self, plugin: Plugin, ref: str) -> str:
         """Vet a requested model against the plugin's list and the operator's rules."""
         ref = (ref or "").strip()
+        if plugin.models is None:
+            if ref:
+                parts = ", ".join(f"`{part_model_name(p)}`" for p in plugin.uses)
+                raise ModelNotAllowed(f"`{plugin.task}` runs no model of its own, so `{ref}` cannot be picked for it.",
+                                      f"leave `model` out{f'; pick the models of its parts with {parts}' if parts else ''}")
+            return ""
         if not ref:
             return self.default_model(plugin)
         parsed = parse_ref(ref)  # rejects traversal and malformed ids with a clear message
@@ -124,19 +235,23 @@ class Zoo:
     # ------------------------------------------------------------------ running
     def check(self, plugin: Plugin, values: Mapping[str, Any]) -> dict[str, Any]:
         """Check every declared field (defaults fill gaps); unknown names are errors."""
-        known = {f.name for f in plugin.fields()} | {"model"}
+        model = [] if plugin.runs_in_server() else ["model"]  # a plugin without a model has no `model` parameter
+        known = {f.name for f in plugin.fields()} | set(model)
         unknown = set(values) - known
         if unknown:
             raise InvalidInput(sorted(unknown)[0], values[sorted(unknown)[0]],
                                f"is not a parameter of {plugin.task}",
-                               f"use: {', '.join(f.name for f in plugin.fields())}, model")
+                               f"use: {', '.join([*(f.name for f in plugin.fields()), *model]) or '(none)'}")
         checked: dict[str, Any] = {}
         for f in plugin.fields():
             checked[f.name] = f.check(values.get(f.name, f.default), self.limits)
         for f in plugin.fields():  # seeds: -1 means random, and the one used is reported
             if f.name == "seed" and checked.get("seed") == -1:
                 checked["seed"] = random.randrange(0, 2**31)
-        checked["model"] = self.check_model(plugin, values.get("model") or "")
+        if plugin.runs_in_server():
+            checked.update(self.check_parts(plugin, checked))
+        else:
+            checked["model"] = self.check_model(plugin, values.get("model") or "")
         plugin.check(checked, self.limits)
         return checked
 
@@ -147,6 +262,9 @@ class Zoo:
         checked = self.check(plugin, values)
         ctx = ctx or RunContext(limits=self.limits)
         ctx.limits = self.limits
+        if plugin.runs_in_server():  # no model of its own: no GPU call, no worker; its ctx.run calls get theirs
+            yield from self.stream_in_server(plugin, checked, ctx)
+            return
         remote = checked["model"].startswith("remote:")  # a remote engine needs no GPU here
         if self.gpu.active and not remote:  # ZeroGPU: the model work runs under spaces.GPU (see zoo/gpu.py)
             yield from self.gpu.stream(plugin.task, checked, ctx)
@@ -155,6 +273,9 @@ class Zoo:
 
     def stream_checked(self, plugin: Plugin, checked: dict[str, Any], ctx: RunContext) -> Iterator[dict[str, Any]]:
         """Load the model and run the plugin on values `check` returned (ZeroGPU's worker enters here)."""
+        if plugin.runs_in_server():
+            yield from self.stream_in_server(plugin, checked, ctx)
+            return
         ref, kind = plugin.model_for(checked, self.default_model(plugin))
         if ctx.on_progress:  # finding the files may mean a download: say so before it starts
             ctx.on_progress(None, f"Finding {ref}")

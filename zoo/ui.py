@@ -162,6 +162,18 @@ def _packaged_mirror(parsed: Any) -> Any:
     return mirror if mirror is not None and mirror.hub_url else None
 
 
+def composition_note(zoo: Zoo, plugin: P.Plugin) -> str:
+    """Markdown for a tab without a model of its own: the tasks it uses, or why it cannot run here."""
+    problem = zoo.composition_problem(plugin)
+    if problem is not None:
+        return (f"<div class='zoo-quarantine'>⚠️ {_html_code(problem.message)}<br><b>Fix:</b> "
+                f"{_html_code(problem.fix or '')}</div>")
+    if not plugin.uses:
+        return "<span class='zoo-model-note'>Runs no model: it computes its outputs here.</span>"
+    steps = ", ".join(f"{part.replace('_', ' ')}: {zoo.registry.get(task).title}" for part, task in plugin.uses.items())
+    return f"<span class='zoo-model-note'>Uses other tabs ({steps}); pick their models below.</span>"
+
+
 def api_snippet(plugin: P.Plugin, values: dict[str, Any], url: str = "http://127.0.0.1:7860/") -> str:
     """A gradio_client call for this tab, with the first example's values (files go through handle_file)."""
     media = {f.name: f for f in plugin.fields() if isinstance(f, (P.Image, P.Audio))}
@@ -374,6 +386,9 @@ class TabBuilder:
         import gradio as gr
 
         gr.Markdown(f"### {self.plugin.title}\n{self.plugin.description}")
+        if self.plugin.models is None:  # no model of its own: say what it uses, or why it cannot run
+            self.note = gr.Markdown(composition_note(self.zoo, self.plugin))
+            return
         self.note = gr.Markdown(model_note(self.zoo, self.plugin, self.zoo.default_model(self.plugin)))
 
     def model_picker(self) -> Any:
@@ -387,6 +402,29 @@ class TabBuilder:
         picker.change(lambda ref: model_note(self.zoo, self.plugin, ref) if ref else "", picker, self.note,
                       api_visibility="private", queue=False)
         return picker
+
+    def pickers(self) -> dict[str, Any]:
+        """The tab's model parameters: `model`, a composite's `<part>_model` pickers, or none (model-less)."""
+        if self.plugin.models is not None:
+            return {"model": self.model_picker()}
+        return {P.part_model_name(part): self.part_picker(part, task) for part, task in self.plugin.uses.items()}
+
+    def part_picker(self, part: str, task: str) -> Any:
+        """A composite part's model dropdown: the used task's choices; "" (its default) first."""
+        import gradio as gr
+
+        label = f"{part.replace('_', ' ').capitalize()} model"
+        if task.replace("_", "-") not in self.zoo.registry:  # the tab's note says what is missing
+            return gr.Dropdown(choices=[("not served here", "")], value="", label=label, interactive=False,
+                               info=f"No plugin for {task} is served here")
+        used = self.zoo.registry.get(task)
+        if used.models is None:
+            return gr.Dropdown(choices=[("no model", "")], value="", label=label, interactive=False)
+        default = self.zoo.default_model(used)
+        custom = used.models.allow_custom and self.zoo.settings.allow_custom_models
+        choices = [(f"default ({default})", "")] + [(m, m) for m in self.zoo.model_choices(used)]
+        return gr.Dropdown(choices=choices, value="", allow_custom_value=custom, label=label,
+                           info=f"For the {used.title} step" + ("; type a Hub id to try another model" if custom else ""))
 
     def api_help(self, values: dict[str, Any]) -> None:
         """The 'Use via API' note."""
@@ -460,13 +498,13 @@ class TabBuilder:
                     run_btn = gr.Button("Run", variant="primary", scale=3, elem_id=f"zoo-{plugin.task}-run")
                     stop_btn = gr.Button("Stop", variant="stop", scale=1, visible=plugin.can_stream,
                                          elem_id=f"zoo-{plugin.task}-stop")
-                model = self.model_picker()
+                pickers = self.pickers()
                 with gr.Accordion("Advanced options", open=False):
                     for f in plugin.options:
                         self.inputs[f.name] = component(f, limits)
             with gr.Column(scale=1):
                 self.outputs = [component(f, limits, output=True) for f in plugin.outputs]
-        self.inputs["model"] = model
+        self.inputs.update(pickers)  # after the declared fields, as in the API: `model` or the part pickers
         names = list(self.inputs)
         event = run_btn.click(self.handler(names), inputs=list(self.inputs.values()), outputs=self.outputs,
                               api_name=plugin.endpoint(), concurrency_limit=self.zoo.settings.max_concurrency_per_model,
