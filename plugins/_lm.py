@@ -6,7 +6,10 @@ shared cache holds one copy for both tabs.
 
 from __future__ import annotations
 
+from plugins.kinds import CAUSAL_LM
 from zoo.plugin import ModelChoices
+
+__all__ = ["CAUSAL_LM", "LM_MODELS"]
 
 #: The instruct models text generation and chat offer: SmolLM2 online, its packaged GGUF offline.
 LM_MODELS = ModelChoices(

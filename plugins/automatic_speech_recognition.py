@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
+from plugins.kinds import AUTOMATIC_SPEECH_RECOGNITION
 from zoo import audio  # stdlib only at import; numpy is imported when audio is decoded
 from zoo.errors import InvalidInput, ModelLoadError, ZooError
 from zoo.plugin import Audio, Bool, Choice, File, Limits, ModelChoices, Plugin, RunContext, Table, Text
@@ -48,7 +49,7 @@ class AutomaticSpeechRecognition(Plugin):
     description = ("Upload or record speech; Whisper writes it down. Long recordings are transcribed 30 seconds "
                    "at a time. Turn on timestamps for timed segments and subtitles (.srt).")
     order = 40
-    model_kind = "automatic-speech-recognition"
+    model_kind = AUTOMATIC_SPEECH_RECOGNITION
     models = ModelChoices(
         online="openai/whisper-tiny.en",
         offline="packaged:whisper-tiny.en",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
-from plugins._lm import LM_MODELS
+from plugins._lm import CAUSAL_LM, LM_MODELS
 from zoo.errors import InvalidInput
 from zoo.generation import GenerationParams, LanguageModel, sampling_options
 from zoo.plugin import Json, Limits, Plugin, RunContext, Text
@@ -123,7 +123,7 @@ class Chat(Plugin):
     description = ("Talk with an instruct model. The whole conversation is sent with every message, so the model "
                    "remembers earlier turns (the oldest ones are dropped when it outgrows the model's context).")
     order = 11
-    model_kind = "causal-lm"
+    model_kind = CAUSAL_LM
     models = LM_MODELS  # the same references as text generation: one loaded copy serves both tabs
     api_name = "chat"
     inputs = (

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from plugins.kinds import IMAGE_CLASSIFICATION
 from zoo.media import as_rgb
 from zoo.plugin import Image, Int, Json, Labels, ModelChoices, Plugin, RunContext
 
@@ -23,7 +24,7 @@ class ImageClassification(Plugin):
                    "with the default ViT). Offline no real classifier is packaged: the tab then runs a tiny "
                    "random-weight model, and its labels are noise.")
     order = 60
-    model_kind = "image-classification"
+    model_kind = IMAGE_CLASSIFICATION
     models = ModelChoices(
         online="google/vit-base-patch16-224",
         offline="tiny:image-classification",

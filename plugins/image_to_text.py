@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from plugins.kinds import IMAGE_TO_TEXT
 from zoo.errors import ModelLoadError
 from zoo.media import as_rgb
 from zoo.plugin import Image, Int, Json, ModelChoices, Plugin, RunContext, Text
@@ -25,7 +26,7 @@ class ImageToText(Plugin):
                    "the model continues it. Offline no real captioner is packaged: the tab then runs a tiny "
                    "random-weight model, and its captions are noise.")
     order = 61
-    model_kind = "image-to-text"
+    model_kind = IMAGE_TO_TEXT
     models = ModelChoices(
         # BLIP large, not base: base's main branch holds only pickle weights, which the zoo refuses by
         # default; its safetensors conversion lives on the Hub's bot pull request (the known entry below).

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
+from plugins.kinds import QUESTION_ANSWERING
 from zoo.errors import InvalidInput
 from zoo.generation import GenerationParams, GenerationStats, LanguageModel, sampling_options
 from zoo.models.refs import parse_ref
@@ -195,7 +196,7 @@ class QuestionAnswering(Plugin):
         "its spans are noise."
     )
     order = 30
-    model_kind = EXTRACTIVE
+    model_kind = QUESTION_ANSWERING
     models = ModelChoices(
         online=ONLINE[EXTRACTIVE],
         offline=OFFLINE[GENERATIVE],

@@ -20,6 +20,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from plugins.kinds import FEATURE_EXTRACTION
 from zoo.errors import InvalidInput
 from zoo.plugin import Int, Json, Limits, ModelChoices, Plugin, RunContext, Table, Text
 
@@ -48,7 +49,7 @@ class SentenceSimilarity(Plugin):
                    f"first, scored by cosine similarity (-1 to 1). {DOCUMENTS_RULE} Offline it runs the packaged "
                    "all-MiniLM-L6-v2 (real weights, Apache-2.0).")
     order = 55
-    model_kind = "feature-extraction"
+    model_kind = FEATURE_EXTRACTION
     models = ModelChoices(
         online="sentence-transformers/all-MiniLM-L6-v2",
         offline="packaged:all-minilm-l6-v2",

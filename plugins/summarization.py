@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any, Mapping
 
+from plugins.kinds import TEXT2TEXT_GENERATION
 from zoo.errors import InvalidInput
 from zoo.plugin import Int, Limits, ModelChoices, Plugin, RunContext, Text
 
@@ -34,7 +35,7 @@ class Summarization(Plugin):
     title = "Summarization"
     description = "Paste an article or a report; the model writes a short summary of it."
     order = 51
-    model_kind = "text2text-generation"
+    model_kind = TEXT2TEXT_GENERATION
     models = ModelChoices(
         online="facebook/bart-large-cnn",
         offline="tiny:text2text-generation",

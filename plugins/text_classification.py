@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from plugins.kinds import TEXT_CLASSIFICATION
 from zoo.plugin import Choice, Int, Labels, ModelChoices, Plugin, RunContext, Text
 
 
@@ -20,7 +21,7 @@ class TextClassification(Plugin):
     title = "Text classification"
     description = "Type a sentence; the model scores each of its labels (positive or negative, by default)."
     order = 52
-    model_kind = "text-classification"
+    model_kind = TEXT_CLASSIFICATION
     models = ModelChoices(
         online="distilbert/distilbert-base-uncased-finetuned-sst-2-english",
         offline="tiny:text-classification",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Iterator
 
-from plugins._lm import LM_MODELS
+from plugins._lm import CAUSAL_LM, LM_MODELS
 from zoo.errors import InvalidInput
 from zoo.generation import GenerationParams, LanguageModel, sampling_options
 from zoo.plugin import Bool, Plugin, RunContext, Text
@@ -26,7 +26,7 @@ class TextGeneration(Plugin):
     title = "Text generation"
     description = "Write a prompt; the model continues it, token by token."
     order = 10
-    model_kind = "causal-lm"
+    model_kind = CAUSAL_LM
     models = LM_MODELS
     inputs = (Text("prompt", lines=4, placeholder="Ask or start something…"),)
     options = (

@@ -24,6 +24,7 @@ import weakref
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+from plugins.kinds import TEXT_TO_IMAGE
 from zoo import __version__
 from zoo.errors import Cancelled, InvalidInput
 from zoo.plugin import Float, Gallery, Image, Int, Json, Limits, ModelChoices, Number, Plugin, RunContext, Seed, Text
@@ -54,7 +55,7 @@ class TextToImage(Plugin):
         "not a picture."
     )
     order = 30
-    model_kind = "text-to-image"
+    model_kind = TEXT_TO_IMAGE
     models = ModelChoices(
         online="stabilityai/sd-turbo",
         offline="tiny:text-to-image",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import tempfile
 from typing import Any, Callable
 
+from plugins.kinds import TEXT_TO_SPEECH
 from zoo.errors import InvalidInput, ModelLoadError
 from zoo.plugin import Audio, Float, Json, ModelChoices, Plugin, RunContext, Seed, Text
 
@@ -35,7 +36,7 @@ class TextToSpeech(Plugin):
         "lessac voice). Online default: facebook/mms-tts-eng (licence CC-BY-NC 4.0, non-commercial use only)."
     )
     order = 41
-    model_kind = "text-to-speech"
+    model_kind = TEXT_TO_SPEECH
     models = ModelChoices(
         online="facebook/mms-tts-eng",
         offline="packaged:piper-joe-us",

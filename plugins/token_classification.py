@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from plugins.kinds import TOKEN_CLASSIFICATION
 from zoo.plugin import Choice, Float, Highlight, ModelChoices, Plugin, RunContext, Table, Text
 
 WINDOWS_PER_BATCH = 8
@@ -40,7 +41,7 @@ class TokenClassification(Plugin):
     description = ("Paste text; the model finds names of people, organisations, places and more, highlights "
                    "them in the text and lists them with their scores.")
     order = 53
-    model_kind = "token-classification"
+    model_kind = TOKEN_CLASSIFICATION
     models = ModelChoices(
         online="dslim/bert-base-NER",
         offline="tiny:token-classification",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any, Iterator, Mapping
 
+from plugins.kinds import TEXT2TEXT_GENERATION
 from zoo.errors import InvalidInput
 from zoo.plugin import Choice, Int, ModelChoices, Plugin, RunContext, Text
 
@@ -56,7 +57,7 @@ class Translation(Plugin):
                    "the model (`Helsinki-NLP/opus-mt-{src}-{tgt}`); NLLB and T5 models take the pair as an "
                    "instruction. Each line is translated on its own.")
     order = 50
-    model_kind = "text2text-generation"
+    model_kind = TEXT2TEXT_GENERATION
     models = ModelChoices(
         online=opus_repo("en", "fr"),
         offline="tiny:text2text-generation",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from plugins.kinds import TEXT_CLASSIFICATION
 from zoo.errors import InvalidInput
 from zoo.plugin import Bool, Labels, Limits, ModelChoices, Plugin, RunContext, Text
 
@@ -36,7 +37,7 @@ class ZeroShotClassification(Plugin):
     description = ("Type a text and the labels to choose from, separated by commas; an NLI model scores how well "
                    "each label fits, with no training on those labels.")
     order = 54
-    model_kind = "text-classification"
+    model_kind = TEXT_CLASSIFICATION
     models = ModelChoices(
         online="facebook/bart-large-mnli",
         offline="tiny:zero-shot-classification",

@@ -142,7 +142,7 @@ def test_uploaded_text_file_fills_documents(tmp_path: Path) -> None:
 
 
 def test_image_classification_returns_top_k_probabilities(tiny_zoo: Zoo) -> None:
-    from zoo.tiny import TINY_IMAGE_LABELS
+    from plugins._tiny_builders import TINY_IMAGE_LABELS
 
     result = tiny_zoo.run("image-classification", image=_image(), top_k=3)
     labels = result["labels"]

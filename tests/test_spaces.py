@@ -240,7 +240,9 @@ def test_one_plugin_zero_gpu_space(one_space: Path) -> None:
     assert matter["short_description"] == "Model Zoo: Text generation"
     assert "text-generation" in matter["tags"] and "zero-gpu" in matter["tags"]
     plugin_files = {f for f in files_in(one_space) if f.startswith("plugins/")}
-    assert plugin_files == {"plugins/__init__.py", "plugins/text_generation.py"}
+    # kinds.py (the built-in kinds it imports) and the tiny builders kinds.py imports come along
+    assert plugin_files == {"plugins/__init__.py", "plugins/_tiny_builders.py", "plugins/kinds.py",
+                            "plugins/text_generation.py"}
     assert 'PLUGINS = "text-generation"' in (one_space / "app.py").read_text()
     assert "ZeroGPU" in (one_space / "README.md").read_text()
 
@@ -335,8 +337,8 @@ def test_build_refuses_bad_input_and_rebuilds_in_place(tmp_path: Path, capsys: p
     assert cli_main(["space", "build", "--out", str(out), "--plugins", "text-generation,conversational"]) == 0
     assert "plugins/chat.py" in files_in(out)
     assert cli_main(["space", "build", "--out", str(out), "--plugins", "text-generation"]) == 0
-    assert {f for f in files_in(out) if f.startswith("plugins/")} == {"plugins/__init__.py",
-                                                                     "plugins/text_generation.py"}
+    assert {f for f in files_in(out) if f.startswith("plugins/")} == {
+        "plugins/__init__.py", "plugins/_tiny_builders.py", "plugins/kinds.py", "plugins/text_generation.py"}
     capsys.readouterr()
 
 

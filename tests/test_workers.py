@@ -12,12 +12,13 @@ import signal
 import threading
 import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
 from zoo.errors import Cancelled, InvalidInput, WorkerCrashed, ZooError
+from zoo.kinds import ModelKind, register_family, unregister_family
 from zoo.models import manager as manager_module
-from zoo.models.loaders import LOADERS
 from zoo.plugin import Int, Json, ModelChoices, Plugin, RunContext, Text
 from zoo.registry import Registry
 from zoo.runner import Zoo
@@ -25,6 +26,8 @@ from zoo.settings import Settings
 
 # Folder name -> fake loader family.
 FAKE_FAMILIES = {"abort-model": "fake-abort", "hog-model": "fake-hog"}
+#: The kind the fake tabs run: served by the fake families only.
+FAKE_ENGINE = ModelKind("fake-engine", processor="none", families=tuple(FAKE_FAMILIES.values()))
 
 
 class FakeEngine:
@@ -60,7 +63,7 @@ class AbortTab(Plugin):
     api_version = 2
     task = "fake-abort"
     title = "Fake abort"
-    model_kind = "causal-lm"
+    model_kind = FAKE_ENGINE
     models = ModelChoices(online="tiny:causal-lm")
     inputs = (Text("text"),)
     outputs = (Text("text"),)
@@ -75,7 +78,7 @@ class HogTab(Plugin):
     api_version = 2
     task = "fake-hog"
     title = "Fake hog"
-    model_kind = "causal-lm"
+    model_kind = FAKE_ENGINE
     models = ModelChoices(online="tiny:causal-lm")
     inputs = (Int("megabytes", 8, minimum=1, maximum=100_000),)
     outputs = (Json("held"),)
@@ -132,18 +135,20 @@ class Unpicklable(Exception):
 
 
 @pytest.fixture
-def fake_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def fake_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """Folders the fake families load, registered like a model kind's loader."""
     real = manager_module.detect_family
     monkeypatch.setattr(manager_module, "detect_family", lambda p: FAKE_FAMILIES.get(Path(p).name) or real(p))
-    monkeypatch.setitem(LOADERS, "fake-abort", load_abort)
-    monkeypatch.setitem(LOADERS, "fake-hog", load_hog)
+    register_family("fake-abort", load_abort, "a fake engine that aborts")
+    register_family("fake-hog", load_hog, "a fake engine that allocates")
     folders = {}
     for name, family in FAKE_FAMILIES.items():
         (tmp_path / name).mkdir()
         (tmp_path / name / "config.json").write_text("{}")
         folders[family] = str(tmp_path / name)
-    return folders
+    yield folders
+    for family in FAKE_FAMILIES.values():
+        unregister_family(family)
 
 
 @pytest.fixture

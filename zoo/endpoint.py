@@ -36,15 +36,13 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Iterator
 
 from zoo import __version__
+from zoo.kinds import get_kind
 from zoo.errors import InvalidInput, ModelNotAllowed, TooLarge, UnknownPlugin, ZooError, redact_paths
 from zoo.plugin import Audio, Float, Image, Int, Plugin, RunContext, Seed, Text
 from zoo.runner import Zoo
 
 log = logging.getLogger(__name__)
 
-#: Tasks whose language model answers /v1/chat/completions when the requested task has none.
-CHAT_FALLBACK = ("conversational", "text-generation")
-LM_KIND = "causal-lm"
 _END = object()
 
 # Chat-completion options, checked like plugin fields (OpenAI's defaults; the zoo's limits cap them).
@@ -273,20 +271,31 @@ async def _chat(zoo: Zoo, task: str | None, request: Any) -> Any:
     })
 
 
-def _chat_model(zoo: Zoo, task: str | None) -> tuple[str, str]:
-    """(ref, kind) of the language model that answers chat for `task`: its own, else the zoo's chat model."""
+def _chat_model(zoo: Zoo, task: str | None) -> tuple[str, Any]:
+    """(ref, kind) of the language model that answers chat for `task`: its own, else the first tab's
+    (in tab order) whose model kind is a language model."""
     names = [zoo.registry.get(task).task] if task else []  # an unknown task is a 404
-    for name in [*names, *CHAT_FALLBACK]:
-        if name not in zoo.registry:
-            continue
+    names += [p.task for p in zoo.registry.plugins() if _is_lm(getattr(p, "model_kind", None))]
+    for name in names:
         plugin = zoo.registry.get(name)
         default = zoo.default_model(plugin)
         values = {f.name: f.default for f in plugin.fields()} | {"model": default}
         ref, kind = plugin.model_for(values, default)
-        if kind == LM_KIND:
+        if _is_lm(kind):
             return ref, kind
     raise UnknownPlugin("No language model is served here for chat completions.",
-                        f"serve one of: {', '.join(CHAT_FALLBACK)} (--plugins)")
+                        "serve a plugin whose model kind is a language model, such as text generation or chat "
+                        "(--plugins)")
+
+
+def _is_lm(kind: Any) -> bool:
+    """True for a kind (or a registered kind's name) whose loaded model is a LanguageModel."""
+    if kind is None:
+        return False
+    try:
+        return get_kind(kind).language_model
+    except ZooError:
+        return False
 
 
 def _messages(raw: Any) -> list[dict[str, str]]:

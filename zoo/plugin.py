@@ -11,9 +11,12 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import KW_ONLY, dataclass, field
-from typing import Any, Callable, ClassVar, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Mapping, Sequence
 
 from zoo.errors import Cancelled, InvalidInput, ModelLoadError, ZooError
+
+if TYPE_CHECKING:
+    from zoo.kinds import ModelKind
 
 #: The version of this contract. A plugin declares the one it targets (`api_version = 2`); the
 #: registry quarantines a plugin declaring another, or none (zoo.registry.api_version_problem).
@@ -404,7 +407,7 @@ class Plugin:
     description: ClassVar[str] = ""
     order: ClassVar[int] = 100  # tab order: lower first, ties by title
     models: ClassVar[ModelChoices | None] = None  # None: no model of its own (model-less or composite)
-    model_kind: ClassVar[str | None] = None  # what the shared loader builds, e.g. "causal-lm"
+    model_kind: ClassVar[str | ModelKind | None] = None  # what the shared loader builds (zoo.kinds)
     uses: ClassVar[Mapping[str, str]] = {}  # composite: part name -> task it calls through ctx.run
     inputs: ClassVar[Sequence[Field]] = ()
     options: ClassVar[Sequence[Field]] = ()  # shown folded away under "Advanced"
@@ -471,7 +474,7 @@ class Plugin:
             from zoo.models.manager import Loaded
 
             ref, kind = self.model_for(values, ctx.model_ref)
-            model = Loaded.remote(ctx.model_ref or ref, kind, engine)
+            model = Loaded.remote(ctx.model_ref or ref, getattr(kind, "name", kind), engine)
             return self.stream(model, values, ctx) if self.can_stream else self.run(model, values, ctx)
         name = self.task.upper().replace("-", "_")
         raise ModelLoadError(f"{self.task} has no remote engine support: `{ctx.model_ref}` is a remote engine, "

@@ -26,6 +26,7 @@ from types import ModuleType
 from typing import Any, Iterable, Mapping
 
 from zoo.errors import PluginLoadError, UnknownPlugin
+from zoo.kinds import ModelKind, get_kind, register_kind
 from zoo.plugin import API_VERSION, Field, ModelChoices, Plugin, part_model_name
 
 log = logging.getLogger(__name__)
@@ -143,6 +144,11 @@ class Registry:
         if cls.task in self._plugins:
             raise PluginLoadError(f"Two plugins claim task `{cls.task}`: {self.source(cls.task)} and {source}.",
                                   "disable one with ZOO_PLUGINS_DENY or give it another task")
+        kind = getattr(cls, "model_kind", None)
+        if isinstance(kind, ModelKind):
+            register_kind(kind)  # registering a plugin registers its kind (the same object again is a no-op)
+        elif kind is not None:
+            get_kind(kind)  # a name must be registered already: UnknownKind lists the registered ones
         instance = plugin() if isinstance(plugin, type) else plugin
         self._plugins[cls.task] = instance
         self._origins[cls.task] = Origin(where, package, version)
@@ -401,8 +407,8 @@ def _model_problems(cls: type[Plugin]) -> list[str]:
     problems = []
     if not isinstance(models, ModelChoices):
         problems.append(f"`models` must be a ModelChoices (or None for a plugin without a model), got {models!r}")
-    if not isinstance(kind, str) or not kind:
-        problems.append(f"`model_kind` must be a str, got {kind!r}")
+    if not isinstance(kind, ModelKind) and not (isinstance(kind, str) and kind):
+        problems.append(f"`model_kind` must be a ModelKind or a registered kind's name, got {kind!r}")
     if uses:
         problems.append("`uses` is for composite plugins, which have no model of their own: set `models = None`, "
                         "or drop `uses`")

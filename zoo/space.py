@@ -196,6 +196,9 @@ def plugin_sources(plugins: Sequence[Plugin], origins: Mapping[str, Origin] | No
             continue
         file = Path(sys.modules[module_name].__file__ or "").resolve()
         todo.append(file.parent if file.name == "__init__.py" and file.parent != package_dir else file)
+    kinds = package_dir / "kinds.py"  # the built-in model kinds, which zoo.kinds imports on a lookup by name
+    if kinds.is_file():
+        todo.append(kinds)
     chosen: list[Path] = []
     while todo:
         item = todo.pop()

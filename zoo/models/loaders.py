@@ -2,11 +2,13 @@
 
     loader(resolved, kind, ctx) -> (model object, bytes it holds)
 
-Families: transformers (Auto classes by kind), gguf (transformers `gguf_file=` with
+Families: transformers (the kind's Auto class and processor), gguf (transformers `gguf_file=` with
 the dequantised weights cached on disk), diffusers, faster-whisper (CTranslate2),
 openai-whisper, piper (ONNX voices on onnxruntime) and remote (an inference engine
 elsewhere, through huggingface_hub's InferenceClient: zoo/models/remote.py).
-Plugins never call `from_pretrained`; they receive what these return.
+Plugins never call `from_pretrained`; they receive what these return. Each family is
+registered with zoo.kinds.register_family at the end of this module; a model kind
+(zoo/kinds.py) names the families that can serve it.
 Heavy libraries are imported inside the functions, on first use.
 """
 
@@ -20,11 +22,12 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from zoo.errors import ModelLoadError, ModelNotAllowed
+from zoo.kinds import ModelKind, register_family, registered_kinds
 from zoo.models.devices import module_nbytes
-from zoo.models.sources import Resolved
+from zoo.models.sources import Resolved, read_json
 
 log = logging.getLogger(__name__)
 
@@ -64,23 +67,6 @@ class Bundle:
         return self.model.config
 
 
-# Which Auto class builds a model for each loader kind.
-AUTO_CLASSES: dict[str, str] = {
-    "causal-lm": "AutoModelForCausalLM",
-    "question-answering": "AutoModelForQuestionAnswering",
-    "automatic-speech-recognition": "AutoModelForSpeechSeq2Seq",
-    "feature-extraction": "AutoModel",
-    "text2text-generation": "AutoModelForSeq2SeqLM",
-    "text-classification": "AutoModelForSequenceClassification",
-    "token-classification": "AutoModelForTokenClassification",
-    "image-classification": "AutoModelForImageClassification",
-    "image-to-text": "AutoModelForImageTextToText",
-    "text-to-speech": "AutoModelForTextToWaveform",  # VITS / MMS-TTS
-}
-# Kinds whose inputs need a processor (feature extractor / image processor), not just a tokenizer.
-_PROCESSOR_KINDS = {"automatic-speech-recognition", "image-classification", "image-to-text"}
-
-
 def _check_safetensors(path: Path, ctx: LoadContext) -> bool:
     """True when safetensors weights exist; refuse pickle-only folders unless allowed."""
     if path.is_dir() and not any(path.rglob("*.safetensors")):
@@ -101,28 +87,32 @@ def _set_threads(ctx: LoadContext) -> None:
         torch.set_num_threads(ctx.threads)
 
 
-def load_transformers(resolved: Resolved, kind: str, ctx: LoadContext) -> tuple[Any, int]:
-    """Auto classes by kind; causal LMs come back as a TransformersLM."""
+def load_transformers(resolved: Resolved, kind: ModelKind, ctx: LoadContext) -> tuple[Any, int]:
+    """The kind's Auto class and processor; its `wrap` (if any) makes the result (a causal LM: TransformersLM)."""
     import transformers
 
     _set_threads(ctx)
-    if kind not in AUTO_CLASSES:
-        raise ModelLoadError(f"No transformers loader for kind `{kind}`.",
-                             f"use one of: {', '.join(AUTO_CLASSES)}")
+    if not kind.auto_class:
+        raise ModelLoadError(f"Kind `{kind.name}` names no transformers Auto class, so a transformers model "
+                             f"cannot serve it.", f"pick a model of a family that serves it ({', '.join(kind.families)}), "
+                             "or register the kind with auto_class='AutoModelFor...'")
+    auto = getattr(transformers, kind.auto_class, None)
+    if auto is None:
+        raise ModelLoadError(f"transformers {transformers.__version__} has no `{kind.auto_class}` "
+                             f"(the Auto class of kind `{kind.name}`).",
+                             "fix the kind's auto_class, or install a transformers version that has it")
     path = resolved.path
     safetensors = _check_safetensors(path, ctx)
     common = dict(trust_remote_code=ctx.trust_remote_code)
-    auto = getattr(transformers, AUTO_CLASSES[kind])
     model = auto.from_pretrained(path, dtype=ctx.dtype, use_safetensors=safetensors, **common)
     model.to(ctx.device).eval()
-    if kind in _PROCESSOR_KINDS:
+    processor = None
+    if kind.processor == "processor":
         processor = transformers.AutoProcessor.from_pretrained(path, **common)
-    else:
+    elif kind.processor == "tokenizer":
         processor = transformers.AutoTokenizer.from_pretrained(path, **common)
-    if kind == "causal-lm":
-        from zoo.models.lm import TransformersLM
-
-        return TransformersLM(model, processor, ctx.device, resolved.ref.raw), module_nbytes(model)
+    if kind.wrap is not None:
+        return kind.wrap(model, processor, ctx.device, resolved.ref.raw), module_nbytes(model)
     return Bundle(model, processor, ctx.device), module_nbytes(model)
 
 
@@ -158,17 +148,14 @@ def gguf_backend(ctx: LoadContext) -> str:
     return "llama-cpp" if build.problem is None else "transformers"
 
 
-def load_gguf(resolved: Resolved, kind: str, ctx: LoadContext) -> tuple[Any, int]:
+def load_gguf(resolved: Resolved, kind: ModelKind, ctx: LoadContext) -> tuple[Any, int]:
     """A GGUF language model, run by llama.cpp or by transformers (see gguf_backend)."""
-    if kind != "causal-lm":
-        raise ModelLoadError(f"GGUF files hold language models; kind `{kind}` cannot use one.",
-                             "pick a transformers or diffusers model for this task")
     if gguf_backend(ctx) == "llama-cpp":
         return load_llama_cpp(resolved, kind, ctx)
     return load_gguf_transformers(resolved, kind, ctx)
 
 
-def load_llama_cpp(resolved: Resolved, kind: str, ctx: LoadContext) -> tuple[Any, int]:
+def load_llama_cpp(resolved: Resolved, kind: ModelKind, ctx: LoadContext) -> tuple[Any, int]:
     """llama.cpp on the CPU variant this machine grants, reading the weights as ZOO_GGUF_WEIGHTS says."""
     from zoo.models import ggml
 
@@ -190,7 +177,7 @@ def load_llama_cpp(resolved: Resolved, kind: str, ctx: LoadContext) -> tuple[Any
     return LlamaCppLM(llm, resolved.ref.raw, ctx.device, threads=tuner), gguf.stat().st_size
 
 
-def load_gguf_transformers(resolved: Resolved, kind: str, ctx: LoadContext) -> tuple[Any, int]:
+def load_gguf_transformers(resolved: Resolved, kind: ModelKind, ctx: LoadContext) -> tuple[Any, int]:
     """GGUF through transformers; the first load dequantises and saves safetensors, later loads read those."""
     import transformers
 
@@ -224,7 +211,7 @@ def load_gguf_transformers(resolved: Resolved, kind: str, ctx: LoadContext) -> t
     return TransformersLM(model, tokenizer, ctx.device, resolved.ref.raw), module_nbytes(model)
 
 
-def load_diffusers(resolved: Resolved, kind: str, ctx: LoadContext) -> tuple[Any, int]:
+def load_diffusers(resolved: Resolved, kind: ModelKind, ctx: LoadContext) -> tuple[Any, int]:
     """A diffusers pipeline moved to the device; sized by its torch components."""
     import diffusers
 
@@ -238,7 +225,7 @@ def load_diffusers(resolved: Resolved, kind: str, ctx: LoadContext) -> tuple[Any
     return pipe, nbytes
 
 
-def load_faster_whisper(resolved: Resolved, kind: str, ctx: LoadContext) -> tuple[Any, int]:
+def load_faster_whisper(resolved: Resolved, kind: ModelKind, ctx: LoadContext) -> tuple[Any, int]:
     """A CTranslate2 Whisper model; int8 on CPU, fp16 on CUDA."""
     from faster_whisper import WhisperModel
 
@@ -250,7 +237,7 @@ def load_faster_whisper(resolved: Resolved, kind: str, ctx: LoadContext) -> tupl
     return model, nbytes
 
 
-def load_openai_whisper(resolved: Resolved, kind: str, ctx: LoadContext) -> tuple[Any, int]:
+def load_openai_whisper(resolved: Resolved, kind: ModelKind, ctx: LoadContext) -> tuple[Any, int]:
     """openai-whisper: a named checkpoint (downloaded once into the cache) or the operator's .pt file.
 
     Its checkpoints are pickles, so they follow ZOO_ALLOW_PICKLE like any .bin/.pt weights.
@@ -284,30 +271,79 @@ def load_openai_whisper(resolved: Resolved, kind: str, ctx: LoadContext) -> tupl
     return model, module_nbytes(model)
 
 
-def load_piper(resolved: Resolved, kind: str, ctx: LoadContext) -> tuple[Any, int]:
+def load_piper(resolved: Resolved, kind: ModelKind, ctx: LoadContext) -> tuple[Any, int]:
     """A Piper voice (.onnx + .onnx.json) on onnxruntime, phonemized with espeak-ng."""
     from zoo.models.piper import PiperVoice, voice_files
 
-    if kind != "text-to-speech":
-        raise ModelLoadError(f"A Piper voice speaks text; kind `{kind}` cannot use one.",
-                             "pick a model made for this task")
     voice = PiperVoice.load(resolved.path, threads=ctx.threads, device=ctx.device)
     return voice, voice_files(resolved.path)[0].stat().st_size
 
 
-def load_remote(resolved: Resolved, kind: str, ctx: LoadContext) -> tuple[Any, int]:
+def load_remote(resolved: Resolved, kind: ModelKind, ctx: LoadContext) -> tuple[Any, int]:
     """A client for a remote inference engine (ZOO_REMOTE_<TASK>): no weights here, so it weighs nothing."""
     from zoo.models.remote import connect
 
     return connect(resolved.ref.name, kind, ctx.remote), 0
 
 
-LOADERS: dict[str, Callable[[Resolved, str, LoadContext], tuple[Any, int]]] = {
-    "transformers": load_transformers,
-    "gguf": load_gguf,
-    "diffusers": load_diffusers,
-    "faster-whisper": load_faster_whisper,
-    "openai-whisper": load_openai_whisper,
-    "piper": load_piper,
-    "remote": load_remote,
-}
+# --------------------------------------------------------------------------- what the files are
+# Read from the files alone, before any weights load, so a tab can refuse a model of another
+# kind (a picture model on a text tab) with a message saying what it is.
+
+
+def describe_transformers(resolved: Resolved, kind: ModelKind) -> str | None:
+    """What a transformers folder holds, when it cannot serve `kind`: its model type against the kind's Auto class."""
+    config = read_json(resolved.path / "config.json")
+    model_type, architectures = config.get("model_type"), config.get("architectures") or []
+    if not isinstance(model_type, str) or config.get("auto_map"):
+        return None  # a repo's own classes: the loader refuses or runs them (ZOO_TRUST_REMOTE_CODE)
+    every = auto_names("AutoModel")  # AutoModel knows every model type transformers has
+    if every is not None and model_type not in every[0]:
+        return None  # unknown to this transformers: the loader's error says so
+    shown = f"a {model_type} model" + (f" ({', '.join(map(str, architectures))})" if architectures else "")
+    if "transformers" not in kind.families:
+        return shown
+    served = auto_names(kind.auto_class) if kind.auto_class else None
+    if served is None:
+        return None
+    types, classes = served
+    if model_type not in types:
+        return shown
+    # A known head for another kind (a causal LM on a classifier tab) would load with a random
+    # head and answer noise; an architecture that no kind here names (a masked LM) may be a base to fine-tune.
+    if architectures and kind.auto_class != "AutoModel" and not set(architectures) & classes:
+        others = [k.name for k in registered_kinds() if k.auto_class not in (None, kind.auto_class, "AutoModel")
+                  and set(architectures) & (auto_names(k.auto_class) or (set(), set()))[1]]
+        if others:
+            return f"{shown}, made for {others[0]}"
+    return None
+
+
+def auto_names(auto_class: str) -> tuple[set[str], set[str]] | None:
+    """(model types, class names) that a transformers Auto class builds; None if they cannot be read."""
+    import transformers
+
+    mapping = getattr(getattr(getattr(transformers, auto_class, None), "_model_mapping", None),
+                      "_model_mapping", None)
+    if not isinstance(mapping, dict):
+        return None
+    # Some entries list several classes (a tuple); any of them serves the kind.
+    classes = {n for names in mapping.values() for n in ((names,) if isinstance(names, str) else names)}
+    return set(mapping), classes
+
+
+def describe_diffusers(resolved: Resolved, kind: ModelKind) -> str | None:
+    """A diffusers folder is an image-generation pipeline: say which, when the kind is not served by diffusers."""
+    if "diffusers" in kind.families:
+        return None
+    pipeline = read_json(resolved.path / "model_index.json").get("_class_name") or "a pipeline"
+    return f"a diffusers image-generation pipeline ({pipeline})"
+
+
+register_family("transformers", load_transformers, describe_transformers)
+register_family("gguf", load_gguf, "a GGUF language model")
+register_family("diffusers", load_diffusers, describe_diffusers)
+register_family("faster-whisper", load_faster_whisper, "a faster-whisper speech-recognition model")
+register_family("openai-whisper", load_openai_whisper, "an openai-whisper speech-recognition model")
+register_family("piper", load_piper, "a Piper text-to-speech voice")
+register_family("remote", load_remote, "a remote inference engine")

