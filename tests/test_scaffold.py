@@ -291,7 +291,7 @@ def test_installed_plugins_are_listed(installed: Installed) -> None:
         row = rows[task]
         assert row["endpoint"] == endpoint
         dist = "zoo-word-count" if folder == "word-count" else folder
-        assert dist in json.dumps(row), row  # the package (and its version) that brought the plugin
+        assert (row["package"], row["version"], row["api_version"]) == (dist, "0.1.0", 2), row
     assert set(USED) <= set(rows)  # the built-ins stay
     builtin = json.loads(installed.zoo("list", "--json", env={"ZOO_PLUGIN_SOURCES": "builtin"}).stdout)
     assert not {task for task, _ in PACKAGES.values()} & {r["task"] for r in builtin["plugins"]}
