@@ -90,17 +90,10 @@ def check_out_dir(out: Path) -> Path:
 
 
 def _kind_name(kind: str) -> str:
-    """Check `--model-kind` against the registered kinds (a list of them in the error)."""
-    kind = kind.strip()
-    try:
-        from zoo.kinds import get_kind  # the registry of model kinds (Plugin API 2)
-    except ImportError:  # pragma: no cover - a zoo without zoo.kinds: take the name as given
-        return kind
-    try:
-        import plugins.kinds  # noqa: F401  the built-in kinds register on import
-    except ImportError:
-        pass
-    return get_kind(kind).name
+    """Check `--model-kind` against the registered kinds (an unknown one lists them)."""
+    from zoo.kinds import get_kind  # the built-in kinds register on the first lookup
+
+    return get_kind(kind.strip()).name
 
 
 def new_plugin(name: str, out: Path, model_kind: str | None = None, task: str | None = None,

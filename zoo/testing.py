@@ -59,7 +59,8 @@ def zoo_for(plugin_cls: type["Plugin"], tiny: bool = True, *, also: Iterable[typ
             if task not in builtin:
                 raise AssertionError(f"{plugin_cls.__name__} uses task `{task}`, which no built-in plugin serves; "
                                      f"pass its plugin class: zoo_for({plugin_cls.__name__}, also=[ThatPlugin])")
-            registry.register(builtin.get(task), source=builtin.source(task))
+            origin = builtin.origin(task)
+            registry.register(builtin.get(task), origin.source, origin.package, origin.version)
     base = settings if settings is not None else Settings.from_env().replace(offline=True)
     return Zoo(base.replace(tiny=tiny, isolation="inline"), registry=registry)
 
@@ -67,8 +68,7 @@ def zoo_for(plugin_cls: type["Plugin"], tiny: bool = True, *, also: Iterable[typ
 def _builtin_registry() -> Any:
     from zoo.registry import Registry
 
-    builtin = getattr(Registry, "builtin", None)  # Plugin API 2; discover() without entry points otherwise
-    return builtin() if builtin is not None else Registry.discover(entry_points=False)
+    return Registry.builtin()
 
 
 def check_plugin(plugin_cls: type["Plugin"], *, zoo: "Zoo | None" = None) -> list[dict[str, Any]]:
@@ -77,15 +77,10 @@ def check_plugin(plugin_cls: type["Plugin"], *, zoo: "Zoo | None" = None) -> lis
     Raises AssertionError naming the plugin, the example and the output. Examples that name
     a `model` run on the tiny model all the same (tiny models are what tests can load).
     """
-    import zoo as zoo_package
     from zoo.registry import declaration_problems
 
     name = getattr(plugin_cls, "__name__", repr(plugin_cls))
-    problems = list(declaration_problems(plugin_cls))
-    wanted = getattr(zoo_package, "API_VERSION", None)
-    declared = getattr(plugin_cls, "api_version", None)
-    if wanted is not None and declared != wanted and not any("api_version" in p or "Plugin API" in p for p in problems):
-        problems.append(f"`api_version` is {declared!r}, but this zoo runs Plugin API {wanted}: set api_version = {wanted}")
+    problems = declaration_problems(plugin_cls)  # the Plugin API version too
     if problems:
         raise AssertionError(f"Plugin {name} is declared wrongly: " + "; ".join(problems) + ".")
     task = plugin_cls.task
