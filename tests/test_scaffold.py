@@ -20,7 +20,12 @@ shared venv's packages (they are not the system's), and a venv plus a .pth file 
 them costs a venv for nothing: importlib.metadata reads dist-infos from any sys.path entry.
 `--no-build-isolation` builds with the setuptools already here (no index needed), `--no-deps`
 skips `model-zoo` itself, which the subprocesses import from this checkout (PYTHONPATH).
-`-e` cannot be combined with `--target`; the editable install is the same entry point.
+
+`pip install -e DIR && pytest DIR`, the flow the generated README gives, is checked too, for the
+package `zoo new-plugin` writes: `-e` cannot be combined with `--target`, so it goes into a
+throwaway `python -m venv --without-pip` whose site-packages holds one .pth file listing this
+checkout and the shared venv's site-packages (its pip, setuptools and pytest run from there).
+A `--system-site-packages` venv would not do: the shared venv's packages are not the system's.
 """
 
 from __future__ import annotations
@@ -278,6 +283,38 @@ def test_each_package_passes_its_own_tests(installed: Installed, package: str) -
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     tests = len(list((installed.root / package / "tests").glob("test_*.py")))
     assert tests == 1 and " passed" in done.stdout and "failed" not in done.stdout
+
+
+@pytest.mark.slow
+def test_generated_package_installs_editable_and_passes_its_test(tmp_path: Path) -> None:
+    import sysconfig
+
+    package = tmp_path / "edit-me"
+    assert main(["new-plugin", "edit-me", "--out", str(package)]) == 0
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               check=True, capture_output=True, text=True).stdout.strip())
+    (site / "_zoo_tests.pth").write_text(f"{ROOT}\n{sysconfig.get_paths()['purelib']}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ZOO_", "PYTHON"))} | {"HF_HUB_OFFLINE": "1"}
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(python), *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+
+    pip = run("-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index", "-e", str(package))
+    assert pip.returncode == 0, pip.stdout + pip.stderr
+    where = run("-c", "import importlib.metadata as m, zoo_edit_me; "
+                      "print(zoo_edit_me.__file__); print(m.distribution('zoo-edit-me').entry_points)")
+    assert where.returncode == 0, where.stderr
+    assert where.stdout.startswith(str(package / "zoo_edit_me" / "__init__.py"))  # editable: the folder itself
+    assert "name='edit_me', value='zoo_edit_me', group='zoo.plugins'" in where.stdout
+    tested = run("-m", "pytest", "-q", "-p", "no:cacheprovider", str(package))
+    assert tested.returncode == 0 and "2 passed" in tested.stdout, tested.stdout[-3000:] + tested.stderr[-2000:]
+    listed = json.loads(run("-m", "zoo", "list", "--json").stdout)
+    [row] = [r for r in listed["plugins"] if r["task"] == "edit-me"]
+    assert (row["package"], row["version"], row["api_version"], row["endpoint"]) == ("zoo-edit-me", "0.1.0", 2,
+                                                                                      "/edit_me")
 
 
 @pytest.mark.slow
