@@ -111,6 +111,8 @@ def new_plugin(name: str, out: Path, model_kind: str | None = None, task: str | 
                                             entry=names.module.removeprefix("zoo_"), title=names.title),
         "README.md": _README.format(dist=names.distribution, module=names.module, task=task_name,
                                     endpoint=task_name.replace("-", "_"), title=names.title, name=names.name,
+                                    call='"Hello there", "title"' if kind is None else '"Hello there", ""',
+                                    comment="" if kind is None else '  # "" = the default model',
                                     what=("a model-less plugin: it needs no model" if kind is None else
                                           f"a single-model plugin on the `{kind}` model kind")),
         f"{names.module}/__init__.py": (_MODELLESS if kind is None else _SINGLE_MODEL).format(
@@ -189,7 +191,7 @@ From Python, with gradio_client, while `zoo serve` runs:
 
 ```python
 from gradio_client import Client
-Client("http://127.0.0.1:7860/").predict(..., api_name="/{endpoint}")
+Client("http://127.0.0.1:7860/").predict({call}, api_name="/{endpoint}"){comment}
 ```
 
 The plugin is `{module}/__init__.py`: a class whose attributes declare the task, the fields and the
