@@ -111,6 +111,7 @@ def cmd_run(settings: Settings, task: str, argv: Sequence[str], out_dir: Path | 
         zoo = Zoo(zoo.settings.replace(model_overrides=overrides), registry=zoo.registry, models=zoo.models)
     result = zoo.run(plugin.task, **values)
     out = out_dir or Path(tempfile.mkdtemp(prefix="zoo-"))
+    out.mkdir(parents=True, exist_ok=True)  # --out may name a folder that does not exist yet
     print(json.dumps({k: _jsonable(v, out, k) for k, v in result.items()}, indent=2, default=str))
     return 0
 
