@@ -379,8 +379,9 @@ def test_installed_plugins_are_tabs_and_endpoints(installed: Installed, tmp_path
         assert params["/text_statistics"] == ["text", "top"]
         assert params["/describe_audio"] == ["audio", "max_length", "transcriber_model", "summarizer_model"]
         assert params["/object_detection"] == ["image", "threshold", "model"]
-        assert client.predict("hi there", "upper", api_name="/word_count") == ["HI THERE", {"characters": 8, "words": 2}] \
-            or client.predict("hi there", "upper", api_name="/word_count")[0] == "HI THERE"
+        assert client.predict("hi there", "upper", api_name="/word_count") == ("HI THERE", {"characters": 8, "words": 2})
+        minutes, _, table = client.predict("b a b", 2, api_name="/text_statistics")
+        assert minutes == 0.01 and table["data"] == [["b", 2], ["a", 1]]
         summary, transcript = client.predict(handle_file(sample_speech()), 20, "", "", api_name="/describe_audio")
         assert isinstance(summary, str) and summary and isinstance(transcript, str)
         annotated, objects = client.predict(handle_file(sample_image()), 0.0, "", api_name="/object_detection")
