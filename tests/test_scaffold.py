@@ -137,6 +137,23 @@ def test_new_plugin_never_overwrites(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert not (tmp_path / "new").exists()
 
 
+def test_a_builtin_task_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ScaffoldError) as err:
+        new_plugin("summarization", tmp_path / "s")
+    assert str(err.value) == ("Task `summarization` is served by the built-in plugin Summarization; two plugins cannot "
+                              "claim one task. Fix: pick another name (such as `my-summarization`), or keep the name "
+                              "and pass --task")
+    new_plugin("summarization", tmp_path / "s", task="short-summary")
+    assert 'task = "short-summary"' in (tmp_path / "s" / "zoo_summarization" / "__init__.py").read_text()
+
+
+def test_the_kit_and_the_scaffold_import_nothing_heavy() -> None:
+    code = ("import sys, zoo.testing, zoo.scaffold; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'gradio', 'transformers', 'PIL'}))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
 def test_an_unknown_model_kind_lists_the_known_ones(tmp_path: Path) -> None:
     with pytest.raises(Exception) as err:
         new_plugin("thing", tmp_path / "thing", model_kind="no-such-kind")

@@ -89,6 +89,17 @@ def check_out_dir(out: Path) -> Path:
     return out
 
 
+def _check_task_is_free(task: str) -> None:
+    """A built-in plugin's task would make two plugins claim it (and the new one quarantined)."""
+    from zoo.registry import Registry
+
+    builtin = Registry.builtin()
+    if task in builtin:
+        raise ScaffoldError(f"Task `{task}` is served by the built-in plugin {type(builtin.get(task)).__name__}; "
+                            "two plugins cannot claim one task.",
+                            f"pick another name (such as `my-{task}`), or keep the name and pass --task")
+
+
 def _kind_name(kind: str) -> str:
     """Check `--model-kind` against the registered kinds (an unknown one lists them)."""
     from zoo.kinds import get_kind  # the built-in kinds register on the first lookup
@@ -104,6 +115,7 @@ def new_plugin(name: str, out: Path, model_kind: str | None = None, task: str | 
     if task is not None and not TASK_RULE.match(task_name):
         raise ScaffoldError(f"Task `{task}` is not a valid task name: lowercase words joined by `-`.",
                             "use a Hugging Face pipeline tag such as `text-classification`")
+    _check_task_is_free(task_name)
     out = check_out_dir(out)
     kind = _kind_name(model_kind) if model_kind else None
     files = {
