@@ -191,6 +191,13 @@ class _Fails(_Echo):
         raise RuntimeError("boom")
 
 
+class _BadUpdate(_Echo):
+    def stream(self, model: Any, values: dict[str, Any], ctx: Any) -> Iterator[dict[str, Any]]:
+        yield {"text": "h"}
+        yield {"text": ["h", "i"]}
+        yield {"text": "hi", "details": {}}
+
+
 class _OldApi(_Echo):
     api_version = 1
 
@@ -210,6 +217,10 @@ def test_check_plugin_names_the_plugin_example_and_output() -> None:
                               "output `text` should be a str (Text), got int 2")
     with pytest.raises(AssertionError, match=r"Plugin _Fails: example 1 \{'text': 'hi'\} failed: RuntimeError: boom"):
         check_plugin(_Fails)
+    with pytest.raises(AssertionError) as err:
+        check_plugin(_BadUpdate)  # a streaming plugin: every update is checked, not only the last
+    assert str(err.value) == ("Plugin _BadUpdate: example 1 {'text': 'hi'} gave wrong outputs in update 2: "
+                              "output `text` should be a str (Text), got list ['h', 'i']")
     with pytest.raises(AssertionError, match="Plugin _NoExamples declares no examples"):
         check_plugin(_NoExamples)
 

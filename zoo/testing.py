@@ -101,8 +101,18 @@ def check_plugin(plugin_cls: type["Plugin"], *, zoo: "Zoo | None" = None) -> lis
     for i, example in enumerate(examples, 1):
         values = {k: v for k, v in example.items() if k != "model"}
         label = f"example {i} {_short(values)}"
+        result: Any = None
         try:
-            result = zoo.run(task, **values)
+            for update, result in enumerate(zoo.stream(task, values), 1):
+                # A streaming plugin's growing outputs may leave outputs out; those it gives must fit.
+                early = [f"output `{f.name}` {p}, got {type(result[f.name]).__name__} {_short(result[f.name])}"
+                         for f in plugin.outputs if isinstance(result, Mapping) and f.name in result
+                         for p in [output_problem(f, result[f.name])] if p]
+                if early:
+                    raise AssertionError(f"Plugin {name}: {label} gave wrong outputs in update {update}: "
+                                         + "; ".join(early))
+        except AssertionError:
+            raise
         except Exception as exc:
             raise AssertionError(f"Plugin {name}: {label} failed: {type(exc).__name__}: {exc}") from exc
         problems = check_outputs(plugin.outputs, result)
