@@ -192,6 +192,8 @@ class _Fails(_Echo):
 
 
 class _BadUpdate(_Echo):
+    can_stream = True  # derived from the `stream` override in Plugin API 2; said here for zoos without that
+
     def stream(self, model: Any, values: dict[str, Any], ctx: Any) -> Iterator[dict[str, Any]]:
         yield {"text": "h"}
         yield {"text": ["h", "i"]}

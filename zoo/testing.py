@@ -109,8 +109,8 @@ def check_plugin(plugin_cls: type["Plugin"], *, zoo: "Zoo | None" = None) -> lis
                          for f in plugin.outputs if isinstance(result, Mapping) and f.name in result
                          for p in [output_problem(f, result[f.name])] if p]
                 if early:
-                    raise AssertionError(f"Plugin {name}: {label} gave wrong outputs in update {update}: "
-                                         + "; ".join(early))
+                    where = f" in update {update}" if update > 1 else ""
+                    raise AssertionError(f"Plugin {name}: {label} gave wrong outputs{where}: " + "; ".join(early))
         except AssertionError:
             raise
         except Exception as exc:
