@@ -15,6 +15,6 @@ def test_it_summarizes_the_transcript() -> None:
     speech = sample_speech()
     out = zoo.run("describe-audio", audio=speech, max_length=24)
     heard = zoo.run("automatic-speech-recognition", audio=speech)["text"].strip()
+    assert heard  # the tiny model's words are noise, but there are some
     assert out["transcript"] == heard
-    if heard:
-        assert out["summary"] == zoo.run("summarization", text=heard, max_length=24)["summary"]
+    assert out["summary"] == zoo.run("summarization", text=heard, max_length=24)["summary"]
