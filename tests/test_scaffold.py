@@ -143,6 +143,8 @@ def test_a_builtin_task_is_refused(tmp_path: Path) -> None:
     assert str(err.value) == ("Task `summarization` is served by the built-in plugin Summarization; two plugins cannot "
                               "claim one task. Fix: pick another name (such as `my-summarization`), or keep the name "
                               "and pass --task")
+    with pytest.raises(ScaffoldError, match="--model org/x was given without --model-kind"):
+        new_plugin("thing", tmp_path / "t", model="org/x")
     new_plugin("summarization", tmp_path / "s", task="short-summary")
     assert 'task = "short-summary"' in (tmp_path / "s" / "zoo_summarization" / "__init__.py").read_text()
 

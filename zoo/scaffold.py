@@ -115,6 +115,9 @@ def new_plugin(name: str, out: Path, model_kind: str | None = None, task: str | 
     if task is not None and not TASK_RULE.match(task_name):
         raise ScaffoldError(f"Task `{task}` is not a valid task name: lowercase words joined by `-`.",
                             "use a Hugging Face pipeline tag such as `text-classification`")
+    if model and not model_kind:
+        raise ScaffoldError(f"--model {model} was given without --model-kind; a model-less plugin has no model.",
+                            "add --model-kind KIND (e.g. text-classification), or leave out --model")
     _check_task_is_free(task_name)
     out = check_out_dir(out)
     kind = _kind_name(model_kind) if model_kind else None
