@@ -127,6 +127,7 @@ def cmd_run(settings: Settings, task: str, argv: Sequence[str], out_dir: Path | 
         zoo = Zoo(zoo.settings.replace(model_overrides=overrides), registry=zoo.registry, models=zoo.models)
     result = zoo.run(plugin.task, **values)
     out = out_dir or Path(tempfile.mkdtemp(prefix="zoo-"))
+    out.mkdir(parents=True, exist_ok=True)  # --out may name a folder that does not exist yet
     print(json.dumps({k: _jsonable(v, out, k) for k, v in result.items()}, indent=2, default=str))
     return 0
 
@@ -187,6 +188,25 @@ def _add_settings_arguments(p: argparse.ArgumentParser, skip: Sequence[str] = ()
             p.add_argument(s.flag, dest=s.attr, default=argparse.SUPPRESS, help=f"{s.help} (env {s.env})")
 
 
+def _add_new_plugin_arguments(sub: Any) -> None:
+    """`new-plugin NAME --out DIR`: write a plugin package (zoo/scaffold.py)."""
+    p = sub.add_parser("new-plugin", help="write a plugin package: pyproject, module, README, test (docs/plugins.md)")
+    p.add_argument("name", metavar="NAME", help="the plugin's name, e.g. word-count (package zoo-NAME)")
+    p.add_argument("--out", dest="new_out", required=True, type=Path, metavar="DIR", help="a new or empty folder")
+    p.add_argument("--model-kind", dest="new_kind", default=None, metavar="KIND",
+                   help="a single-model plugin on this registered kind (default: a model-less plugin)")
+    p.add_argument("--task", dest="new_task", default=None, help="the task name (default: NAME)")
+    p.add_argument("--model", dest="new_model", default=None, metavar="REF",
+                   help="with --model-kind: the online default model (default tiny:KIND)")
+    p.set_defaults(handler=_new_plugin_handler)
+
+
+def _new_plugin_handler(settings: Settings, args: argparse.Namespace) -> int:
+    from zoo.scaffold import cmd_new_plugin
+
+    return cmd_new_plugin(args.name, args.new_out, model_kind=args.new_kind, task=args.new_task, model=args.new_model)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `python -m zoo`."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -204,6 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _add_endpoint_arguments(p_endpoint)
     p_space = sub.add_parser("space", help="build a Hugging Face Space folder, or push one: space build|push --help")
     _add_space_arguments(p_space)
+    _add_new_plugin_arguments(sub)
     args, rest = parser.parse_known_args(argv)
     try:
         settings = Settings.from_env().apply_args(args)
