@@ -241,7 +241,7 @@ def test_one_plugin_zero_gpu_space(one_space: Path) -> None:
     assert "text-generation" in matter["tags"] and "zero-gpu" in matter["tags"]
     plugin_files = {f for f in files_in(one_space) if f.startswith("plugins/")}
     # kinds.py (the built-in kinds it imports) and the tiny builders kinds.py imports come along
-    assert plugin_files == {"plugins/__init__.py", "plugins/_tiny_builders.py", "plugins/kinds.py",
+    assert plugin_files == {"plugins/__init__.py", "plugins/_lm.py", "plugins/_tiny_builders.py", "plugins/kinds.py",
                             "plugins/text_generation.py"}
     assert 'PLUGINS = "text-generation"' in (one_space / "app.py").read_text()
     assert "ZeroGPU" in (one_space / "README.md").read_text()
@@ -299,8 +299,9 @@ def test_third_party_plugins_are_pinned_not_copied_and_builtin_leaves_them_out(
     assert built.tasks == ("text-generation", "shout")
     requirements = (built.folder / "requirements.txt").read_text().splitlines()
     assert requirements[-1] == "zoo-plugin-shout==0.3"  # the Space installs the package, as here
-    assert {f for f in files_in(built.folder) if f.startswith("plugins/")} == {"plugins/__init__.py",
-                                                                               "plugins/text_generation.py"}
+    assert {f for f in files_in(built.folder) if f.startswith("plugins/")} == {
+        "plugins/__init__.py", "plugins/_lm.py", "plugins/_tiny_builders.py", "plugins/kinds.py",
+        "plugins/text_generation.py"}
     assert "shout" not in (built.folder / "pyproject.toml").read_text()
     # ZOO_PLUGIN_SOURCES=builtin (this suite's setting): the installed plugin is not there to pick
     with pytest.raises(UnknownPlugin, match="No plugin for task `shout`"):
@@ -338,7 +339,8 @@ def test_build_refuses_bad_input_and_rebuilds_in_place(tmp_path: Path, capsys: p
     assert "plugins/chat.py" in files_in(out)
     assert cli_main(["space", "build", "--out", str(out), "--plugins", "text-generation"]) == 0
     assert {f for f in files_in(out) if f.startswith("plugins/")} == {
-        "plugins/__init__.py", "plugins/_tiny_builders.py", "plugins/kinds.py", "plugins/text_generation.py"}
+        "plugins/__init__.py", "plugins/_lm.py", "plugins/_tiny_builders.py", "plugins/kinds.py",
+        "plugins/text_generation.py"}
     capsys.readouterr()
 
 

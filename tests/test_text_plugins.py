@@ -81,7 +81,7 @@ def test_translation_pair_picks_the_opus_mt_model() -> None:
     plugin = Translation()
     assert plugin.models.online in OPUS_REPOS and len(OPUS_REPOS) == len(PAIRS)
     pick = plugin.model_for({"model": "Helsinki-NLP/opus-mt-en-fr", "language_pair": "German → English"}, "x")
-    assert pick == ("Helsinki-NLP/opus-mt-de-en", "text2text-generation")
+    assert (pick[0], str(pick[1])) == ("Helsinki-NLP/opus-mt-de-en", "text2text-generation")
     assert plugin.model_for({"model": "", "language_pair": "English → Chinese"}, "Helsinki-NLP/opus-mt-en-fr")[0] \
         == "Helsinki-NLP/opus-mt-en-zh"
     # Models outside the opus-mt pairs run as chosen.
