@@ -114,7 +114,10 @@ def _servers_in(value: Any) -> list[AppServer]:
         return list(value.servers)
     if isinstance(value, (tuple, list)):
         return [v for v in value if isinstance(v, AppServer)]
-    return [v for v in vars(value).values() if isinstance(v, AppServer)] if hasattr(value, "__dict__") else []
+    try:
+        return [v for v in vars(value).values() if isinstance(v, AppServer)]
+    except TypeError:  # no __dict__
+        return []
 
 
 @pytest.hookimpl(hookwrapper=True)
