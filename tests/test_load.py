@@ -403,6 +403,13 @@ def test_old_outputs_and_uploads_are_swept_and_kept_files_stay(tmp_path: Path) -
     assert not (tmp_path / "bb").exists() and not (tmp_path / "zoo/images/aa").exists()  # emptied: removed
     assert sweep_outputs(tmp_path, 60, now=now + 30) == []  # younger than the age: kept
     assert kept.exists()
+    # The zoo's output folder stays, emptied or not: a request that just made it may be about to
+    # write there (a worker's mkdtemp inside it failed with FileNotFoundError when it went).
+    (tmp_path / "zoo").mkdir(exist_ok=True)
+    sweep_outputs(tmp_path, 60, now=now + 3600, keep_dirs=(tmp_path / "zoo",))
+    assert (tmp_path / "zoo").is_dir() and not (tmp_path / "zoo/images").exists()
+    sweep_outputs(tmp_path, 60, now=now + 3600)
+    assert not (tmp_path / "zoo").exists()  # without keep_dirs an empty old folder goes
 
 
 # --------------------------------------------------------------------------- memory

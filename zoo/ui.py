@@ -319,14 +319,17 @@ def image_file(image: Any, folder: Path | None = None) -> str:
     return str(path)
 
 
-def sweep_outputs(cache: Path, age: float, keep: Collection[str] = (), now: float | None = None) -> list[str]:
+def sweep_outputs(cache: Path, age: float, keep: Collection[str] = (), now: float | None = None,
+                  keep_dirs: Collection[Path] = ()) -> list[str]:
     """Delete files in gradio's cache (outputs and uploads) older than `age` seconds, except `keep`, and the
-    folders they leave empty; the paths of the files deleted.
+    folders they leave empty, except `keep_dirs` (the zoo's output folder: a request may be about to write
+    there, and would find it gone); the paths of the files deleted.
 
     Age is counted from ctime, as gradio does: a file handed out again is touched (see `image_file`).
     """
     now = time.time() if now is None else now
     keep = {os.path.realpath(p) for p in keep}
+    kept_dirs = {os.path.realpath(d) for d in keep_dirs}
     deleted: list[str] = []
     if not cache.is_dir():
         return deleted
@@ -340,7 +343,7 @@ def sweep_outputs(cache: Path, age: float, keep: Collection[str] = (), now: floa
                     deleted.append(str(path))
             except FileNotFoundError:
                 pass
-        if here != cache:
+        if here != cache and os.path.realpath(here) not in kept_dirs:
             try:
                 if now - here.lstat().st_ctime > age and not any(here.iterdir()):
                     here.rmdir()
@@ -685,7 +688,7 @@ def _output_sweeper(ttl: float) -> Callable[[Any], Any]:
         keep: set[str] = set()
         for block in list(blocks.blocks.values()):
             keep.update(getattr(block, "keep_in_cache", ()))
-        deleted = sweep_outputs(Path(get_upload_folder()), ttl, keep)
+        deleted = sweep_outputs(Path(get_upload_folder()), ttl, keep, keep_dirs=(output_dir(),))
         for paths in list(getattr(blocks, "temp_file_sets", ())):
             for path in deleted:
                 paths.discard(path)  # one discard at a time: safe while the event loop adds to the set
