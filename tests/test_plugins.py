@@ -1,0 +1,69 @@
+"""The plugins package as a whole: rules every built-in plugin keeps, and each plugin file standing alone
+(deny it and only its tab and endpoint go).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tiny_checks import TINY_NOTE
+from zoo.errors import InvalidInput
+from zoo.registry import Registry
+from zoo.runner import Zoo
+from zoo.settings import Settings
+
+
+TASKS = ("translation", "summarization", "text-classification", "token-classification", "zero-shot-classification")
+ENDPOINTS = {task: "/" + task.replace("-", "_") for task in TASKS}
+# A quick valid request per plugin, for checking that the others still run.
+QUICK: dict[str, dict[str, Any]] = {
+    "translation": {"text": "Hello world.", "max_new_tokens": 4, "num_beams": 1},
+    "summarization": {"text": "The council voted to turn the old railway into a park.", "min_length": 1,
+                      "max_length": 4, "num_beams": 1},
+    "text-classification": {"text": "What a lovely day."},
+    "token-classification": {"text": "Clara lives in Berkeley."},
+    "zero-shot-classification": {"text": "The striker scored twice.", "candidate_labels": "sports, cooking"},
+}
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_declarations_and_empty_text(tiny_zoo: Zoo, task: str) -> None:
+    plugin = tiny_zoo.registry.get(task)
+    assert "/" + plugin.endpoint() == ENDPOINTS[task]
+    assert plugin.models.offline == plugin.models.tiny and plugin.models.tiny.startswith("tiny:")
+    assert plugin.examples and all(ex.get("text") for ex in plugin.examples)
+    with pytest.raises(InvalidInput, match="`text` must not be empty"):
+        tiny_zoo.run(task, **{**QUICK[task], "text": " \n "})
+    with pytest.raises(InvalidInput, match="not a parameter"):
+        tiny_zoo.run(task, **QUICK[task], temperature=0.5)
+
+
+def test_all_text_endpoints_are_in_the_app(tiny_zoo: Zoo) -> None:
+    from zoo.ui import build_demo
+
+    names = {"/" + d["api_name"] for d in build_demo(tiny_zoo).get_config_file()["dependencies"]
+             if d.get("api_name")}
+    assert set(ENDPOINTS.values()) <= names
+    assert not [q for q in tiny_zoo.registry.quarantined if q.name.replace("_", "-") in TASKS]
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_each_plugin_file_is_self_contained(settings: Settings, task: str) -> None:
+    from zoo.ui import build_demo
+
+    full = Registry.discover()
+    registry = Registry.discover(deny=[task])
+    assert task in full.tasks() and task not in registry.tasks()
+    assert set(registry.tasks()) == set(full.tasks()) - {task}  # every other plugin is still there
+    assert {q.name for q in registry.quarantined} == {q.name for q in full.quarantined}  # and none broke
+
+    zoo = Zoo(settings.replace(tiny=True, disabled_plugins=(task,)))
+    names = {"/" + d["api_name"] for d in build_demo(zoo).get_config_file()["dependencies"] if d.get("api_name")}
+    assert ENDPOINTS[task] not in names
+    assert {ENDPOINTS[t] for t in TASKS if t != task} <= names
+    for other in TASKS:
+        if other != task:
+            out = zoo.run(other, **QUICK[other])
+            assert TINY_NOTE in out["note"], other
