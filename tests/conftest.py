@@ -22,6 +22,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"  # tests never touch the network
 os.environ["ZOO_PLUGIN_SOURCES"] = "builtin"
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+from speech import write_wav  # noqa: E402
 from zoo.runner import Zoo  # noqa: E402
 from zoo.settings import SETTINGS, Settings  # noqa: E402
 
@@ -68,3 +69,24 @@ def real_zoo(tmp_path_factory: pytest.TempPathFactory, model_cache_dir: Path) ->
     """Every built-in plugin on its offline default (real packaged weights where they exist), kept for the session."""
     return Zoo(Settings(offline=True, cache_dir=model_cache_dir, idle_unload_seconds=0, memory_budget=16 * 10**9,
                         isolation=ISOLATION, plugin_sources="builtin"))
+
+
+@pytest.fixture
+def wav(tmp_path: Path) -> Path:
+    return write_wav(tmp_path / "tone.wav")
+
+
+@pytest.fixture
+def whisper_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A seeded random openai-whisper checkpoint (tiny.en's vocabulary, 32-wide), saved as openai-whisper does."""
+    import dataclasses
+
+    import torch
+    from whisper.model import ModelDimensions, Whisper
+
+    path = tmp_path_factory.mktemp("whisper") / "random.pt"
+    torch.manual_seed(0)
+    dims = ModelDimensions(n_mels=80, n_audio_ctx=1500, n_audio_state=32, n_audio_head=4, n_audio_layer=2,
+                           n_vocab=51864, n_text_ctx=448, n_text_state=32, n_text_head=4, n_text_layer=2)
+    torch.save({"dims": dataclasses.asdict(dims), "model_state_dict": Whisper(dims).state_dict()}, path)
+    return path

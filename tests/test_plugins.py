@@ -1,9 +1,10 @@
-"""The plugins package as a whole: rules every built-in plugin keeps, and each plugin file standing alone
-(deny it and only its tab and endpoint go).
+"""The plugins package as a whole: rules every built-in plugin keeps, each plugin file standing alone
+(deny it and only its tab and endpoint go), and the README's plugin table listing every plugin.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from zoo.registry import Registry
 from zoo.runner import Zoo
 from zoo.settings import Settings
 
-
+ROOT = Path(__file__).resolve().parent.parent
 TASKS = ("translation", "summarization", "text-classification", "token-classification", "zero-shot-classification")
 ENDPOINTS = {task: "/" + task.replace("-", "_") for task in TASKS}
 # A quick valid request per plugin, for checking that the others still run.
@@ -67,3 +68,17 @@ def test_each_plugin_file_is_self_contained(settings: Settings, task: str) -> No
         if other != task:
             out = zoo.run(other, **QUICK[other])
             assert TINY_NOTE in out["note"], other
+
+
+def test_readme_plugin_table_lists_every_plugin() -> None:
+    from zoo.registry import Registry
+
+    readme = (ROOT / "README.md").read_text()
+    table = [line for line in readme.splitlines() if line.startswith("| ") and "`/" in line]
+    for plugin in Registry.discover(entry_points=False).plugins():
+        rows = [r for r in table if f"`{plugin.task}`" in r]
+        assert len(rows) == 1, f"README plugin table lacks {plugin.task}"
+        row = rows[0]
+        offline = plugin.models.offline or plugin.models.tiny or ""
+        assert f"`/{plugin.endpoint()}`" in row and f"`{plugin.models.online}`" in row and f"`{offline}`" in row
+        assert ("tiny random" in row) == offline.startswith("tiny:"), row
