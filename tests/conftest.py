@@ -22,7 +22,6 @@ os.environ["HF_HUB_OFFLINE"] = "1"  # tests never touch the network
 os.environ["ZOO_PLUGIN_SOURCES"] = "builtin"
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from speech import write_wav  # noqa: E402
 from zoo.runner import Zoo  # noqa: E402
 from zoo.settings import SETTINGS, Settings  # noqa: E402
 
@@ -64,15 +63,10 @@ def tiny_inline_zoo(settings: Settings) -> Zoo:
     return Zoo(settings.replace(tiny=True, isolation="inline"))
 
 
-@pytest.fixture(scope="session")
-def real_zoo(tmp_path_factory: pytest.TempPathFactory, model_cache_dir: Path) -> Zoo:
-    """Every built-in plugin on its offline default (real packaged weights where they exist), kept for the session."""
-    return Zoo(Settings(offline=True, cache_dir=model_cache_dir, idle_unload_seconds=0, memory_budget=16 * 10**9,
-                        isolation=ISOLATION, plugin_sources="builtin"))
-
-
 @pytest.fixture
 def wav(tmp_path: Path) -> Path:
+    from speech import write_wav
+
     return write_wav(tmp_path / "tone.wav")
 
 
@@ -90,3 +84,10 @@ def whisper_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
                            n_vocab=51864, n_text_ctx=448, n_text_state=32, n_text_head=4, n_text_layer=2)
     torch.save({"dims": dataclasses.asdict(dims), "model_state_dict": Whisper(dims).state_dict()}, path)
     return path
+
+
+@pytest.fixture(scope="session")
+def real_zoo(tmp_path_factory: pytest.TempPathFactory, model_cache_dir: Path) -> Zoo:
+    """Every built-in plugin on its offline default (real packaged weights where they exist), kept for the session."""
+    return Zoo(Settings(offline=True, cache_dir=model_cache_dir, idle_unload_seconds=0, memory_budget=16 * 10**9,
+                        isolation=ISOLATION, plugin_sources="builtin"))

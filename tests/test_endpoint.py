@@ -77,6 +77,22 @@ def test_a_chunked_body_is_counted_as_it_streams(client) -> None:
     assert reply.status_code == 413 and "more than" in reply.json()["error"]
 
 
+def test_serve_endpoint_refuses_an_openai_whisper_file(settings: Settings) -> None:
+    """The same rule on serve-endpoint (a tab that takes `model` in its inputs): 4xx, nothing loaded."""
+    from starlette.testclient import TestClient
+
+    from zoo.endpoint import create_app
+
+    zoo = Zoo(settings.replace(plugins=("conversational",), allow_pickle=True))
+    with TestClient(create_app(zoo)) as client:
+        for ref, status in (("openai-whisper:app.py", 422), ("openai-whisper:./app.py", 403),
+                            ("openai-whisper:README.md", 422)):
+            reply = client.post("/conversational", json={"inputs": {"message": "hi", "model": ref}})
+            assert reply.status_code == status, reply.text
+            assert ref in reply.json()["error"] and "weights_only" not in reply.text
+    assert zoo.models.cache.stats.loads == 0
+
+
 def test_errors_show_no_temporary_path(client, tmp_path: Path) -> None:
     """A fake PNG is saved to a temp folder to be decoded; the error names the field, not the folder."""
     zoo, c = client
@@ -123,19 +139,3 @@ def test_serve_endpoint_answers_413_before_reading_a_300_mb_body(model_cache_dir
         assert conn.getresponse().status == 200
     finally:
         stop(proc)
-
-
-def test_serve_endpoint_refuses_an_openai_whisper_file(settings: Settings) -> None:
-    """The same rule on serve-endpoint (a tab that takes `model` in its inputs): 4xx, nothing loaded."""
-    from starlette.testclient import TestClient
-
-    from zoo.endpoint import create_app
-
-    zoo = Zoo(settings.replace(plugins=("conversational",), allow_pickle=True))
-    with TestClient(create_app(zoo)) as client:
-        for ref, status in (("openai-whisper:app.py", 422), ("openai-whisper:./app.py", 403),
-                            ("openai-whisper:README.md", 422)):
-            reply = client.post("/conversational", json={"inputs": {"message": "hi", "model": ref}})
-            assert reply.status_code == status, reply.text
-            assert ref in reply.json()["error"] and "weights_only" not in reply.text
-    assert zoo.models.cache.stats.loads == 0

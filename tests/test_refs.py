@@ -1,4 +1,4 @@
-"""Model references (zoo/models/refs.py) a visitor may name: openai-whisper checkpoint names, overlong ids.
+"""Model references (zoo/models/refs.py): parsing, bad ids, openai-whisper checkpoint names, overlong ids.
 
 Fast tier: no network, no server.
 """
@@ -13,6 +13,27 @@ from zoo.errors import InvalidInput
 from zoo.models.refs import OPENAI_WHISPER_CHECKPOINTS, parse_ref
 from zoo.runner import Zoo
 from zoo.settings import Settings
+
+
+@pytest.mark.parametrize("raw, scheme, name, rev, file", [
+    ("HuggingFaceTB/SmolLM2-135M-Instruct", "hub", "HuggingFaceTB/SmolLM2-135M-Instruct", None, None),
+    ("openai/whisper-tiny@v1.0", "hub", "openai/whisper-tiny", "v1.0", None),
+    ("owner/repo/sub/model.Q4.gguf@main", "hub", "owner/repo", "main", "sub/model.Q4.gguf"),
+    ("gpt2", "hub", "gpt2", None, None),
+    ("packaged:smollm2-135m-instruct", "packaged", "smollm2-135m-instruct", None, None),
+    ("tiny:causal-lm", "tiny", "causal-lm", None, None),
+    ("/models/foo", "local", "/models/foo", None, None),
+])
+def test_parse_ref(raw: str, scheme: str, name: str, rev: str | None, file: str | None) -> None:
+    ref = parse_ref(raw)
+    assert (ref.scheme, ref.name, ref.revision, ref.filename) == (scheme, name, rev, file)
+
+
+@pytest.mark.parametrize("raw", ["", "   ", "a/b/../../etc", "owner//name", "tiny:../x", "bad id with spaces"])
+def test_parse_ref_rejects_bad_ids(raw: str) -> None:
+    with pytest.raises(InvalidInput) as err:
+        parse_ref(raw)
+    assert "model" in str(err.value)
 
 
 def test_the_checkpoint_list_is_openai_whispers_own() -> None:

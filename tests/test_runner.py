@@ -1,5 +1,6 @@
-"""The runner's model vetting (zoo/runner.py): which models a visitor or the operator may run (check_model),
-the pickle policy, and models of another kind refused before loading (check_kind).
+"""The runner's model vetting (zoo/runner.py): which models a visitor or the operator may run (check_model:
+local paths, custom models, openai-whisper files), the pickle policy, and models of another kind refused
+before loading (check_kind).
 
 Fast tier: no network, no server.
 """
@@ -17,6 +18,23 @@ from zoo.runner import Zoo
 from zoo.settings import Settings
 
 ASR = "automatic-speech-recognition"
+
+
+def test_users_cannot_pick_local_paths_or_unlisted_models(settings) -> None:
+    zoo = Zoo(settings)
+    plugin = zoo.registry.get("text-generation")
+    with pytest.raises(ModelNotAllowed) as err:
+        zoo.check_model(plugin, "../../etc")
+    assert "ZOO_MODEL_TEXT_GENERATION" in str(err.value)
+    locked = Zoo(settings.replace(allow_custom_models=False))
+    with pytest.raises(ModelNotAllowed) as err:
+        locked.check_model(plugin, "someone/some-model")
+    assert "ZOO_ALLOW_CUSTOM_MODELS" in str(err.value)
+    assert locked.check_model(plugin, "tiny:causal-lm") == "tiny:causal-lm"  # listed ones stay allowed
+    listed = Zoo(settings.replace(custom_model_allowlist=("HuggingFaceTB/*",)))
+    assert listed.check_model(plugin, "HuggingFaceTB/other") == "HuggingFaceTB/other"
+    with pytest.raises(ModelNotAllowed):
+        listed.check_model(plugin, "evil/model")
 
 
 def test_visitors_cannot_pick_an_openai_whisper_file_but_may_pick_a_named_checkpoint(

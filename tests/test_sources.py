@@ -1,5 +1,5 @@
-"""Model sources (zoo/models/sources.py) offline: a named openai-whisper checkpoint is found in the download
-folder or refused with the fix, and openai-whisper's downloader is never called.
+"""Model sources (zoo/models/sources.py): the resolution chain, family detection, and offline, a named
+openai-whisper checkpoint found in the download folder or refused with the fix (its downloader never called).
 """
 
 from __future__ import annotations
@@ -10,10 +10,82 @@ from typing import Any
 import pytest
 
 from zoo.errors import ModelNotFound
+from zoo.models import parse_ref
+from zoo.models.sources import Resolver, detect_family, packaged_path
 from zoo.runner import Zoo
 from zoo.settings import Settings
 
 ASR = "automatic-speech-recognition"
+
+
+def _fake_hf_cache(root: Path, repo: str) -> Path:
+    """The on-disk layout huggingface_hub uses, with one snapshot holding a config."""
+    folder = root / ("models--" + repo.replace("/", "--"))
+    snap = folder / "snapshots" / ("a" * 40)
+    snap.mkdir(parents=True)
+    (snap / "config.json").write_text("{}")
+    (folder / "refs").mkdir()
+    (folder / "refs" / "main").write_text("a" * 40)
+    return snap
+
+
+class RecordingResolver(Resolver):
+    """Records which sources the chain tried, in order."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.tried: list[str] = []
+
+    def _from_hf_cache(self, ref):
+        self.tried.append("hf-cache")
+        return super()._from_hf_cache(ref)
+
+    def _download(self, ref):
+        self.tried.append("hub")
+        raise ConnectionError("no route to the Hub")
+
+
+def test_resolution_order(tmp_path: Path) -> None:
+    repo = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    online = RecordingResolver(offline=lambda: False, allow_pickle=False, tiny_dir=tmp_path / "tiny",
+                               hf_cache_dir=tmp_path / "hf")
+    resolved = online.resolve(parse_ref(repo))
+    assert online.tried == ["hf-cache", "hub"] and resolved.source == "packaged"  # then the packaged mirror
+    assert resolved.path == packaged_path("smollm2-135m-instruct")
+
+    snap = _fake_hf_cache(tmp_path / "hf", repo)
+    online.tried.clear()
+    resolved = online.resolve(parse_ref(repo))
+    assert online.tried == ["hf-cache"] and resolved.source == "hf-cache" and resolved.path == snap
+
+    local = online.resolve(parse_ref(str(snap)))
+    assert local.source == "local" and local.path == snap
+
+
+def test_offline_unknown_model_says_what_to_do(tmp_path: Path) -> None:
+    offline = RecordingResolver(offline=lambda: True, allow_pickle=False, tiny_dir=tmp_path, hf_cache_dir=tmp_path)
+    with pytest.raises(ModelNotFound) as err:
+        offline.resolve(parse_ref("someone/not-cached"))
+    assert offline.tried == ["hf-cache"]  # offline: the Hub is never asked
+    message = str(err.value)
+    assert "not available here (offline)" in message and "HF_HUB_OFFLINE" in message and "tiny:" in message
+
+
+def test_missing_local_path_and_unknown_packaged(tmp_path: Path) -> None:
+    r = Resolver(offline=lambda: True, allow_pickle=False, tiny_dir=tmp_path)
+    with pytest.raises(ModelNotFound, match="No model at local path"):
+        r.resolve(parse_ref(str(tmp_path / "nope")))
+    with pytest.raises(ModelNotFound, match="packaged:smollm2-135m-instruct"):
+        r.resolve(parse_ref("packaged:unknown"))
+
+
+def test_family_detection(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "model_index.json").write_text("{}")
+    assert detect_family(tmp_path / "d") == "diffusers"
+    assert detect_family(packaged_path("whisper-tiny.en")) == "faster-whisper"
+    assert detect_family(packaged_path("smollm2-135m-instruct")) == "gguf"
+    assert detect_family(packaged_path("all-minilm-l6-v2")) == "transformers"
 
 
 def test_offline_named_checkpoint_is_refused_without_the_downloader(settings: Settings, wav: Path,
