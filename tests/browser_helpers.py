@@ -1,4 +1,4 @@
-"""Helpers for the browser tier: start the app, drive Debian's Chromium with Playwright, read the zoo's tabs.
+"""Helpers for the browser tier: drive Debian's Chromium with Playwright, read the zoo's tabs.
 
 The zoo's UI gives every generated component a stable DOM id (`zoo-<task>-in-<name>`,
 `zoo-<task>-out-<name>`, `zoo-<task>-run`, see zoo.ui.TabBuilder.tag) and every tab
@@ -7,12 +7,7 @@ panel the id `tab-<task>`; these helpers find things by those ids, never by layo
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -28,60 +23,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 BUSY = ".wrap.pending, .wrap.generating, .progress-text, .eta-bar"
 
 
-# --------------------------------------------------------------------------- the app server
-
-
-def free_port() -> int:
-    """An unused TCP port on loopback."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class AppServer:
-    """`python app.py` running in a subprocess, its output kept in a log file for failures."""
-
-    url: str
-    proc: subprocess.Popen
-    log_path: Path
-
-    def log(self, tail: int = 4000) -> str:
-        """The end of the server's output."""
-        try:
-            return self.log_path.read_text(errors="replace")[-tail:]
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        """Terminate the server (kill it if it does not exit)."""
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-
-
-def start_app(env: dict[str, str], log_path: Path, timeout: float = 60) -> AppServer:
-    """Start `python app.py` with `env` on a free port and wait until it answers HTTP."""
-    port = free_port()
-    env = {**os.environ, **env, "GRADIO_SERVER_PORT": str(port), "PYTHONUNBUFFERED": "1"}
-    log_file = open(log_path, "w")  # noqa: SIM115 - the subprocess writes to it for its whole life
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log_file,
-                            stderr=subprocess.STDOUT, text=True)
-    server = AppServer(f"http://127.0.0.1:{port}/", proc, log_path)
-    start = time.perf_counter()
-    while time.perf_counter() - start < timeout:
-        if proc.poll() is not None:
-            raise AssertionError(f"app.py exited with {proc.returncode}:\n{server.log()}")
-        try:
-            urllib.request.urlopen(server.url, timeout=1)
-            return server
-        except OSError:
-            time.sleep(0.2)
-    server.stop()
-    raise AssertionError(f"app.py did not answer within {timeout}s:\n{server.log()}")
+# --------------------------------------------------------------------------- third-party plugins
 
 
 def install_fake_distribution(root: Path, module: str, source: str, entry: str) -> None:

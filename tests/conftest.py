@@ -1,7 +1,12 @@
-"""Shared fixtures: offline settings, a per-session model cache, zoos built for each test.
+"""Shared fixtures: offline settings, a per-session model cache, zoos built for each test, app servers.
 
 ZOO_ISOLATION=inline runs the tests' zoos with models in the test process; the default,
 process, runs them in worker processes as the server does.
+
+App servers (tests/servers.py): `app_server` is one `python app.py` on the tiny models that every
+test needing only that shares; `real_app_server` the same on the real offline defaults; `app_factory`
+starts a server with a test's own environment and stops it after the test. A failed test that used
+one gets the end of the server's log in its report.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import multiprocessing
 import os
 import sys
 from pathlib import Path
+from typing import Any, Iterator
 
 import pytest
 
@@ -22,6 +28,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"  # tests never touch the network
 os.environ["ZOO_PLUGIN_SOURCES"] = "builtin"
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+from servers import AppFactory, AppServer, clean_env, start_app  # noqa: E402
 from zoo.runner import Zoo  # noqa: E402
 from zoo.settings import SETTINGS, Settings  # noqa: E402
 
@@ -91,3 +98,60 @@ def real_zoo(tmp_path_factory: pytest.TempPathFactory, model_cache_dir: Path) ->
     """Every built-in plugin on its offline default (real packaged weights where they exist), kept for the session."""
     return Zoo(Settings(offline=True, cache_dir=model_cache_dir, idle_unload_seconds=0, memory_budget=16 * 10**9,
                         isolation=ISOLATION, plugin_sources="builtin"))
+
+
+# --------------------------------------------------------------------------- app servers
+
+
+@pytest.fixture(scope="session")
+def app_server(model_cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    """`python app.py`, offline, every built-in plugin on its tiny model, shared by the whole session.
+
+    For tests that only call endpoints; a test that needs other settings uses `app_factory`.
+    """
+    env = clean_env(HF_HUB_OFFLINE="1", ZOO_TINY="1", ZOO_IDLE_UNLOAD="0", ZOO_CACHE_DIR=str(model_cache_dir))
+    with start_app(base_env=env, log=tmp_path_factory.mktemp("app-server") / "app.log") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def real_app_server(model_cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    """`python app.py`, offline, every built-in plugin on its real offline default, shared by the session."""
+    env = clean_env(HF_HUB_OFFLINE="1", ZOO_TINY="0", ZOO_CACHE_DIR=str(model_cache_dir))
+    with start_app(base_env=env, log=tmp_path_factory.mktemp("real-app-server") / "app.log") as server:
+        yield server
+
+
+@pytest.fixture
+def app_factory(tmp_path: Path) -> Iterator[AppFactory]:
+    """`app_factory(env, args=("app.py",), cwd=..., base_env=...)`: a server of the test's own, stopped after it."""
+    factory = AppFactory(tmp_path)
+    try:
+        yield factory
+    finally:
+        factory.stop_all()
+
+
+def _servers_in(value: Any) -> list[AppServer]:
+    """The app servers a fixture value is or holds (one level deep)."""
+    if isinstance(value, AppServer):
+        return [value]
+    if isinstance(value, AppFactory):
+        return list(value.servers)
+    if isinstance(value, (tuple, list)):
+        return [v for v in value if isinstance(v, AppServer)]
+    try:
+        return [v for v in vars(value).values() if isinstance(v, AppServer)]
+    except TypeError:  # no __dict__
+        return []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """A failed test that used an app server shows the end of that server's log."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for name, value in getattr(item, "funcargs", {}).items():
+            for server in _servers_in(value):
+                report.sections.append((f"{name}: log of {server.url} (last 3000 characters)", server.log(3000)))

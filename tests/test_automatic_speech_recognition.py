@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from plugins import automatic_speech_recognition as asr
+from servers import AppServer
 from speech import SENTENCES, sentences_with_pauses, synthesise
 from zoo import audio
 from zoo.errors import InvalidInput, ModelLoadError
@@ -495,41 +496,28 @@ def test_real_whisper_transcribes_every_window_of_long_audio(real_zoo: Zoo, tmp_
 
 @pytest.mark.app
 @pytest.mark.real
-def test_endpoint_over_http(model_cache_dir: Path, tmp_path: Path) -> None:
-    import socket
-
+def test_endpoint_over_http(real_app_server: AppServer, model_cache_dir: Path, tmp_path: Path) -> None:
+    """The session's `python app.py` on the real offline defaults (tests/conftest.py)."""
     from gradio_client import Client, handle_file
 
-    from zoo.ui import build_demo, launch
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    settings = Settings(offline=True, cache_dir=model_cache_dir, idle_unload_seconds=0, plugins=(TASK,),
-                        server_port=port)
-    zoo = Zoo(settings)
+    zoo = Zoo(Settings(offline=True, cache_dir=model_cache_dir, idle_unload_seconds=0, plugins=(TASK,)))
     assert zoo.default_model(zoo.registry.get(TASK)) in ("openai/whisper-tiny.en", "packaged:whisper-tiny.en")
-    demo = build_demo(zoo)
     wav = synthesise(SENTENCES[1], tmp_path / "window.wav")
-    try:
-        launch(demo, zoo, prevent_thread_lock=True, quiet=True)
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-        params = client.view_api(return_format="dict", print_info=False)["named_endpoints"][
-            "/automatic_speech_recognition"]["parameters"]
-        assert [p["parameter_name"] for p in params] == ["audio", "language", "task", "timestamps", "model"]
-        started = time.perf_counter()
-        text, table, srt = client.predict(handle_file(str(wav)), "auto", "transcribe", True,
-                                          "packaged:whisper-tiny.en", api_name="/automatic_speech_recognition")
-        print(f"\n/automatic_speech_recognition over HTTP (includes model load): {time.perf_counter() - started:.2f}s"
-              f"\n  {text}")
-        words = set(audio.normalise_words(text))
-        assert {"remember", "close", "window", "house"} <= words
-        assert table["headers"] == ["start", "end", "text"] and table["data"]
-        assert " --> " in Path(srt).read_text(encoding="utf-8") and Path(srt).suffix == ".srt"
-        empty = tmp_path / "empty.wav"
-        empty.write_bytes(b"")
-        with pytest.raises(Exception, match=r"empty file \(0 bytes\)"):
-            client.predict(handle_file(str(empty)), "auto", "transcribe", True, "packaged:whisper-tiny.en",
-                           api_name="/automatic_speech_recognition")
-    finally:
-        demo.close()
+    client = Client(real_app_server.url, verbose=False)
+    params = client.view_api(return_format="dict", print_info=False)["named_endpoints"][
+        "/automatic_speech_recognition"]["parameters"]
+    assert [p["parameter_name"] for p in params] == ["audio", "language", "task", "timestamps", "model"]
+    started = time.perf_counter()
+    text, table, srt = client.predict(handle_file(str(wav)), "auto", "transcribe", True,
+                                      "packaged:whisper-tiny.en", api_name="/automatic_speech_recognition")
+    print(f"\n/automatic_speech_recognition over HTTP (includes model load): {time.perf_counter() - started:.2f}s"
+          f"\n  {text}")
+    words = set(audio.normalise_words(text))
+    assert {"remember", "close", "window", "house"} <= words
+    assert table["headers"] == ["start", "end", "text"] and table["data"]
+    assert " --> " in Path(srt).read_text(encoding="utf-8") and Path(srt).suffix == ".srt"
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    with pytest.raises(Exception, match=r"empty file \(0 bytes\)"):
+        client.predict(handle_file(str(empty)), "auto", "transcribe", True, "packaged:whisper-tiny.en",
+                       api_name="/automatic_speech_recognition")

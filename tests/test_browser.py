@@ -22,8 +22,8 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from browser_helpers import (CHROMIUM, CHROMIUM_ARGS, AppServer, PageErrors, ZooPage,
-                             install_fake_distribution, start_app)
+from browser_helpers import CHROMIUM, CHROMIUM_ARGS, PageErrors, ZooPage, install_fake_distribution
+from servers import AppServer, start_app
 from speech import synthesise
 from zoo import plugin as P
 from zoo.models.devices import describe_device
@@ -63,9 +63,8 @@ def app(model_cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         "ZOO_PLUGIN_SOURCES": "all",
         "ZOO_PLUGINS": ",".join([*PLUGINS, BROKEN_NAME]),
     }
-    server = start_app(env, tmp_path_factory.mktemp("app-log") / "app.log")
-    yield server
-    server.stop()
+    with start_app(env, log=tmp_path_factory.mktemp("app-log") / "app.log", timeout=60) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

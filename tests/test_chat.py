@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 import pytest
@@ -278,35 +277,22 @@ def test_tab_gives_the_message_back_on_an_error(tiny_zoo: Zoo) -> None:
 # --------------------------------------------------------------------------- app tier
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.app
-def test_chat_endpoint_over_http(tiny_zoo: Zoo) -> None:
+def test_chat_endpoint_over_http(app_server) -> None:
+    """The session's tiny `python app.py` (tests/conftest.py)."""
     from gradio_client import Client
 
-    from zoo.ui import build_demo
-
-    demo = build_demo(tiny_zoo)
-    port = _free_port()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
-    try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-        reply, history = client.predict(message="Hi! My name is Ada.", history=[], max_new_tokens=6, seed=1,
-                                        api_name="/chat")
-        assert isinstance(reply, str) and reply
-        assert history == [{"role": "user", "content": "Hi! My name is Ada."},
-                           {"role": "assistant", "content": reply}]
-        # Defaults fill the options; the returned history feeds the next turn.
-        reply2, history2 = client.predict(message="What is my name?", history=history, api_name="/chat")
-        assert len(history2) == 4 and history2[:2] == history and history2[3]["content"] == reply2
-        with pytest.raises(Exception, match=r"history\[0\]\.role"):
-            client.predict(message="hi", history=[{"role": "robot", "content": "x"}], api_name="/chat")
-    finally:
-        demo.close()
+    client = Client(app_server.url, verbose=False)
+    reply, history = client.predict(message="Hi! My name is Ada.", history=[], max_new_tokens=6, seed=1,
+                                    api_name="/chat")
+    assert isinstance(reply, str) and reply
+    assert history == [{"role": "user", "content": "Hi! My name is Ada."},
+                       {"role": "assistant", "content": reply}]
+    # Defaults fill the options; the returned history feeds the next turn.
+    reply2, history2 = client.predict(message="What is my name?", history=history, api_name="/chat")
+    assert len(history2) == 4 and history2[:2] == history and history2[3]["content"] == reply2
+    with pytest.raises(Exception, match=r"history\[0\]\.role"):
+        client.predict(message="hi", history=[{"role": "robot", "content": "x"}], api_name="/chat")
 
 
 # --------------------------------------------------------------------------- real weights

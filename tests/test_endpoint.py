@@ -2,7 +2,7 @@
 streams in; and no error shows a temporary path.
 
 The fast tests call the ASGI app in-process (starlette's TestClient); the `app` test starts
-`python -m zoo serve-endpoint` with tests/test_remote.py's helpers and sends raw HTTP.
+`python -m zoo serve-endpoint` (tests/servers.py) and sends raw HTTP.
 """
 
 from __future__ import annotations
@@ -11,14 +11,13 @@ import base64
 import http.client
 import io
 import socket
-import sys
 import time
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from test_remote import free_port, start, stop
+from servers import AppFactory
 from zoo.runner import Zoo
 from zoo.settings import Settings
 
@@ -104,38 +103,36 @@ def test_errors_show_no_temporary_path(client, tmp_path: Path) -> None:
 
 
 @pytest.mark.app
-def test_serve_endpoint_answers_413_before_reading_a_300_mb_body(model_cache_dir: Path) -> None:
+def test_serve_endpoint_answers_413_before_reading_a_300_mb_body(model_cache_dir: Path,
+                                                                 app_factory: AppFactory) -> None:
     """Declared 300 MB, sent 1 KB: the 413 comes at once; a chunked 2 MB body is cut off too."""
-    port = free_port()
-    proc, _ = start([sys.executable, "-m", "zoo", "--tiny", "--plugins", IC, "serve-endpoint", "--port", str(port)],
-                    f"http://127.0.0.1:{port}/health",
-                    env={"HF_HUB_OFFLINE": "1", "ZOO_CACHE_DIR": str(model_cache_dir), "ZOO_MAX_FILE_SIZE": "1MB"})
+    server = app_factory({"HF_HUB_OFFLINE": "1", "ZOO_CACHE_DIR": str(model_cache_dir), "ZOO_MAX_FILE_SIZE": "1MB"},
+                         ["-m", "zoo", "--tiny", "--plugins", IC, "serve-endpoint", "--port", "{port}"],
+                         health="health", timeout=60)
+    port = server.port
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(f"POST /{IC} HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                  f"Content-Length: 300000000\r\n\r\n".encode() + b"\0" * 1024)
+        started = time.perf_counter()
+        answer = b""
+        while b"ZOO_MAX_FILE_SIZE" not in answer and (piece := s.recv(65536)):
+            answer += piece
+        assert answer.startswith(b"HTTP/1.1 413"), answer
+        assert time.perf_counter() - started < 5 and b"ZOO_MAX_FILE_SIZE" in answer
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.putrequest("POST", f"/{IC}")
+    conn.putheader("Content-Type", "image/png")
+    conn.putheader("Transfer-Encoding", "chunked")
+    conn.endheaders()
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-            s.sendall(f"POST /{IC} HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
-                      f"Content-Length: 300000000\r\n\r\n".encode() + b"\0" * 1024)
-            started = time.perf_counter()
-            answer = b""
-            while b"ZOO_MAX_FILE_SIZE" not in answer and (piece := s.recv(65536)):
-                answer += piece
-            assert answer.startswith(b"HTTP/1.1 413"), answer
-            assert time.perf_counter() - started < 5 and b"ZOO_MAX_FILE_SIZE" in answer
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        conn.putrequest("POST", f"/{IC}")
-        conn.putheader("Content-Type", "image/png")
-        conn.putheader("Transfer-Encoding", "chunked")
-        conn.endheaders()
-        try:
-            for _ in range(32):  # 2 MB in 64 KB chunks; the server may close before the last
-                conn.send(b"10000\r\n" + b"\0" * 0x10000 + b"\r\n")
-            conn.send(b"0\r\n\r\n")
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        reply = conn.getresponse()
-        assert reply.status == 413 and b"ZOO_MAX_FILE_SIZE" in reply.read()
-        conn.close()
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)  # the server still serves
-        conn.request("POST", f"/{IC}", body=_png(), headers={"Content-Type": "image/png"})
-        assert conn.getresponse().status == 200
-    finally:
-        stop(proc)
+        for _ in range(32):  # 2 MB in 64 KB chunks; the server may close before the last
+            conn.send(b"10000\r\n" + b"\0" * 0x10000 + b"\r\n")
+        conn.send(b"0\r\n\r\n")
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    reply = conn.getresponse()
+    assert reply.status == 413 and b"ZOO_MAX_FILE_SIZE" in reply.read()
+    conn.close()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)  # the server still serves
+    conn.request("POST", f"/{IC}", body=_png(), headers={"Content-Type": "image/png"})
+    assert conn.getresponse().status == 200

@@ -2,30 +2,24 @@
 
 Each error names the field, the rule and the fix, and never shows a server path: a 0-byte,
 truncated or fake PNG, 'NaN' to a slider, a value out of a slider's range, a choice not offered.
-One in-process app on tiny models serves the module (marked `app`); the fast tests check the
+The session's tiny `python app.py` serves the module's HTTP tests (marked `app`); the fast tests check the
 event wiring and the edge's path redaction without a server.
 """
 
 from __future__ import annotations
 
 import io
-import socket
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
+from servers import AppServer
 from zoo.runner import Zoo
 from zoo.settings import Settings
 
 IC, TG, TC, CHAT = "image-classification", "text-generation", "text-classification", "conversational"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _png_bytes(side: int = 32) -> bytes:
@@ -47,20 +41,13 @@ def pictures(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def app(model_cache_dir: Path) -> Iterator[tuple[Zoo, Any]]:
+def app(app_server: AppServer, model_cache_dir: Path) -> Iterator[tuple[Zoo, Any]]:
+    """The session's tiny `python app.py` (tests/conftest.py), and a zoo on the same tiny models for the core."""
     from gradio_client import Client
 
-    from zoo.ui import build_demo, launch
-
-    port = free_port()
-    zoo = Zoo(Settings(offline=True, tiny=True, cache_dir=model_cache_dir, idle_unload_seconds=0, server_port=port,
+    zoo = Zoo(Settings(offline=True, tiny=True, cache_dir=model_cache_dir, idle_unload_seconds=0,
                        plugins=(IC, TG, TC, CHAT)))
-    demo = build_demo(zoo)
-    launch(demo, zoo, prevent_thread_lock=True, quiet=True)
-    try:
-        yield zoo, Client(f"http://127.0.0.1:{port}/", verbose=False)
-    finally:
-        demo.close()
+    yield zoo, Client(app_server.url, verbose=False)
 
 
 def assert_zoo_words(message: str, *expected: str) -> None:

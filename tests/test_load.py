@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import threading
 import time
 import uuid
@@ -23,6 +22,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from servers import free_port, serve_in_process
 from zoo.errors import ModelLoadError, ModelNotFound
 from zoo.plugin import Json, ModelChoices, Plugin, RunContext, Text
 from zoo.registry import Registry
@@ -34,13 +34,6 @@ T2I = "text-to-image"
 SS, ZS, TOK = "sentence-similarity", "zero-shot-classification", "token-classification"
 LM = "tiny:causal-lm"
 TIMEOUT = 90.0  # no request may take longer than this, however loaded the machine
-
-
-def free_port() -> int:
-    """An unused TCP port on loopback."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def generate_threads() -> list[str]:
@@ -163,8 +156,6 @@ class LoadApp:
 @pytest.fixture(scope="module")
 def app(model_cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoadApp]:
     """Eight plugins plus the slot probe, tiny models, default concurrency (1 per model)."""
-    from zoo.ui import build_demo, launch
-
     broken = tmp_path_factory.mktemp("faults") / "token-model"
     holders = Holders()
     registry = Registry.discover(allow=(TG, CHAT, QA, TC, T2I, SS, ZS, TOK))
@@ -177,14 +168,10 @@ def app(model_cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
                         isolation="inline")
     assert settings.max_concurrency_per_model == 1  # the default under test
     zoo = Zoo(settings, registry=registry)
-    demo = build_demo(zoo)
-    launch(demo, zoo, prevent_thread_lock=True, quiet=True)
-    try:
+    with serve_in_process(zoo) as served:
         lm = zoo.models.load(LM, "causal-lm").model  # the object every LM plugin will be handed
         count_streams(lm, holders)
-        yield LoadApp(zoo, f"http://127.0.0.1:{port}/", holders, lm, broken)
-    finally:
-        demo.close()
+        yield LoadApp(zoo, served.url, holders, lm, broken)
 
 
 # Mixed requests: four share the tiny LM (and its one slot), four use other models.
@@ -345,17 +332,12 @@ def test_full_queue_refuses_cleanly(model_cache_dir: Path) -> None:
     """With ZOO_MAX_QUEUE=2 and a slow model, a burst of 8 gets served or 'Queue is full', nothing hangs."""
     from gradio_client import Client
 
-    from zoo.ui import build_demo, launch
-
-    port = free_port()
-    zoo = Zoo(Settings(offline=True, tiny=True, cache_dir=model_cache_dir, idle_unload_seconds=0, server_port=port,
-                       plugins=(TG,), max_queue=2))
-    demo = build_demo(zoo)
-    launch(demo, zoo, prevent_thread_lock=True, quiet=True)
+    zoo = Zoo(Settings(offline=True, tiny=True, cache_dir=model_cache_dir, idle_unload_seconds=0,
+                       server_port=free_port(), plugins=(TG,), max_queue=2))
     outcomes: list[str] = []
-    try:
+    with serve_in_process(zoo) as served:
         lm = zoo.models.load(LM, "causal-lm").model
-        clients = [Client(f"http://127.0.0.1:{port}/", verbose=False) for _ in range(8)]
+        clients = [Client(served.url, verbose=False) for _ in range(8)]
         start_line = threading.Barrier(len(clients))
         with slow_lm(lm, 0.02):  # about a second per request: the burst outruns the queue
             def user(client: Any) -> None:
@@ -378,10 +360,8 @@ def test_full_queue_refuses_cleanly(model_cache_dir: Path) -> None:
         assert set(tally) <= {"ok", "queue full"}, tally
         assert tally["ok"] >= 1 and tally["queue full"] >= 1, tally
         # The app recovers: once the burst is over, a request is served.
-        assert isinstance(Client(f"http://127.0.0.1:{port}/", verbose=False).predict(
+        assert isinstance(Client(served.url, verbose=False).predict(
             prompt="Hi", max_new_tokens=2, api_name="/text_generation"), str)
-    finally:
-        demo.close()
 
 
 def test_identical_image_outputs_are_written_once(tmp_path: Path) -> None:

@@ -427,50 +427,13 @@ def test_piper_voice_licence_is_stated_as_the_package_says() -> None:
 # --------------------------------------------------------------------------- over HTTP
 
 
-@pytest.fixture(scope="module")
-def search_and_speech_app(model_cache_dir: Path):
-    """`python app.py` offline with only semantic search and text to speech, on their real offline defaults."""
-    import os
-    import socket
-    import subprocess
-    import time
-    import urllib.request
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    root = Path(__file__).resolve().parent.parent
-    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), HF_HUB_OFFLINE="1", ZOO_CACHE_DIR=str(model_cache_dir),
-               ZOO_PLUGINS="sentence-similarity,text-to-speech", PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=root, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"app exited with {proc.returncode}: {proc.stdout.read() if proc.stdout else ''}")
-            try:
-                urllib.request.urlopen(url, timeout=1)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, f"{url} did not answer within 60 s"
-                time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
 @pytest.mark.app
 @pytest.mark.real
-def test_search_and_speech_endpoints_over_http(search_and_speech_app: str) -> None:
+def test_search_and_speech_endpoints_over_http(real_app_server) -> None:
+    """Semantic search and text to speech on their real offline defaults, in the session's `python app.py`."""
     from gradio_client import Client
 
-    client = Client(search_and_speech_app, verbose=False)
+    client = Client(real_app_server.url, verbose=False)
     api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
     assert [p["parameter_name"] for p in api["/sentence_similarity"]["parameters"]][:2] == ["query", "documents"]
     assert [p["parameter_name"] for p in api["/text_to_speech"]["parameters"]][0] == "text"

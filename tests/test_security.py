@@ -15,7 +15,6 @@ import json
 import os
 import pickle
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from servers import AppServer, clean_env, free_port, serve_in_process, start_app
 from zoo.errors import ModelLoadError, ModelNotAllowed, ZooError
 from zoo.models.refs import parse_ref
 from zoo.models.sources import Resolver
@@ -35,13 +35,6 @@ from zoo.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "hf_ZooTestSecret8c1f3e9a77d24b5e9f0aa1c2"  # fake, and unique enough to grep for
 TG, TC = "text-generation", "text-classification"
-
-
-def free_port() -> int:
-    """An unused TCP port on loopback."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --------------------------------------------------------------------------- defaults
@@ -205,10 +198,10 @@ def test_custom_ids_only_when_allowed_and_listed(settings: Settings) -> None:
 
 
 class Server:
-    """`python app.py` in a subprocess; its whole output goes to a file, read at the end."""
+    """`python app.py` in a subprocess (tests/servers.py); its whole output goes to a file, read at the end."""
 
-    def __init__(self, url: str, log: Path, proc: subprocess.Popen, cache_dir: Path):
-        self.url, self.log, self.proc, self.cache_dir = url, log, proc, cache_dir
+    def __init__(self, app: AppServer, cache_dir: Path):
+        self.app, self.url, self.cache_dir = app, app.url, cache_dir
 
     def get(self, path: str) -> tuple[int, str]:
         """GET a path sent byte for byte (http.client folds no `..` away, as browsers and httpx do)."""
@@ -224,40 +217,16 @@ class Server:
 
     def output(self) -> str:
         """Everything the server printed so far."""
-        return self.log.read_text(errors="replace")
+        return self.app.log_text()
 
 
 @pytest.fixture(scope="module")
 def server(model_cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The app as an operator starts it on a public machine: custom ids off, a token in the environment."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GRADIO_", "ZOO_"))}
-    env.update(HF_TOKEN=TOKEN, HF_HUB_OFFLINE="1", GRADIO_SERVER_PORT=str(port), ZOO_TINY="1",
-               ZOO_PLUGINS=f"{TG},{TC}", ZOO_ALLOW_CUSTOM_MODELS="0", ZOO_CACHE_DIR=str(model_cache_dir),
-               PYTHONUNBUFFERED="1")
-    with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"app.py exited with {proc.returncode}:\n{log.read_text()}")
-            try:
-                urllib.request.urlopen(url, timeout=2)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"app.py did not answer in 90 s:\n{log.read_text()}") from None
-                time.sleep(0.2)
-        yield Server(url, log, proc, model_cache_dir)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    env = clean_env(HF_TOKEN=TOKEN, HF_HUB_OFFLINE="1", ZOO_TINY="1", ZOO_PLUGINS=f"{TG},{TC}",
+                    ZOO_ALLOW_CUSTOM_MODELS="0", ZOO_CACHE_DIR=str(model_cache_dir))
+    with start_app(base_env=env, log=tmp_path_factory.mktemp("server") / "server.log") as app:
+        yield Server(app, model_cache_dir)
 
 
 OUTSIDE = {  # files a request must not read: path -> words that would prove it was served
@@ -370,17 +339,11 @@ def test_analytics_stay_off_even_if_the_environment_asks(monkeypatch: pytest.Mon
     """build_demo pins analytics_enabled=False, so no telemetry request is ever started at build or launch."""
     import gradio.analytics
 
-    from zoo.ui import build_demo, launch
-
     sent: list[str] = []
     monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "True")
     monkeypatch.setattr(gradio.analytics, "_do_analytics_request", lambda topic, data: sent.append(topic))
     zoo = Zoo(settings.replace(tiny=True, plugins=(TC,), server_port=free_port()))
-    demo = build_demo(zoo)
-    assert demo.analytics_enabled is False
-    launch(demo, zoo, prevent_thread_lock=True, quiet=True)
-    try:
-        urllib.request.urlopen(f"http://127.0.0.1:{zoo.settings.server_port}/", timeout=10).read()
-    finally:
-        demo.close()
+    with serve_in_process(zoo) as app:
+        assert app.demo.analytics_enabled is False
+        urllib.request.urlopen(app.url, timeout=10).read()
     assert sent == [], sent

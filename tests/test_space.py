@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
+from servers import AppFactory, AppServer
 from zoo.cli import main as cli_main
 from zoo.cli import space_builder
 from zoo.errors import UnknownPlugin
@@ -115,41 +116,10 @@ def installed(name: str) -> str:
     return importlib.metadata.version(name).split("+")[0]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_space(folder: Path, env: dict[str, str], timeout: float = 90) -> tuple[subprocess.Popen, str, float]:
-    """`python app.py` from the Space's own folder; returns the process, its URL and the seconds to answer."""
-    import urllib.request
-
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "ZOO_PLUGINS", "SPACE_ID"}} | env
-    env |= {"GRADIO_SERVER_PORT": str(port), "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=folder, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}/"
-    start = time.perf_counter()
-    while time.perf_counter() - start < timeout:
-        if proc.poll() is not None:
-            raise AssertionError(f"app.py exited with {proc.returncode}: {proc.stdout.read() if proc.stdout else ''}")
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            return proc, url, time.perf_counter() - start
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise AssertionError(f"{url} did not answer within {timeout}s")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+def start_space(app_factory: AppFactory, folder: Path, env: dict[str, str]) -> AppServer:
+    """`python app.py` from the Space's own folder, as the Space starts it; stopped after the test."""
+    base = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "ZOO_PLUGINS", "SPACE_ID"}}
+    return app_factory(env | {"HF_HUB_OFFLINE": "1"}, cwd=folder, base_env=base)
 
 
 # --------------------------------------------------------------------------- build
@@ -370,13 +340,13 @@ def test_persistent_storage_moves_caches_to_data(all_space: Any, tmp_path: Path,
 
 
 @pytest.mark.app
-def test_built_space_starts_offline_and_answers(one_space: Path, model_cache_dir: Path, tiny_zoo: Zoo) -> None:
+def test_built_space_starts_offline_and_answers(one_space: Path, model_cache_dir: Path, tiny_zoo: Zoo,
+                                                 app_factory: AppFactory) -> None:
     from gradio_client import Client
 
-    proc, url, startup = start_space(one_space, {"ZOO_TINY": "1", "ZOO_CACHE_DIR": str(model_cache_dir)})
-    try:
-        print(f"\nbuilt Space answered HTTP after {startup:.2f}s")
-        client = Client(url, verbose=False)
+    with start_space(app_factory, one_space, {"ZOO_TINY": "1", "ZOO_CACHE_DIR": str(model_cache_dir)}) as space:
+        print(f"\nbuilt Space answered HTTP after {space.startup:.2f}s")
+        client = Client(space.url, verbose=False)
         api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
         assert list(api) == ["/text_generation"]  # only the selected plugin
         values = dict(prompt="Hello there", max_new_tokens=8, temperature=0.0, seed=3)
@@ -387,8 +357,6 @@ def test_built_space_starts_offline_and_answers(one_space: Path, model_cache_dir
         with pytest.raises(Exception) as err:  # custom model ids are off by default on the Space
             client.predict(prompt="Hi", model="someone/random-model", api_name="/text_generation")
         assert "someone/random-model" in str(err.value)
-    finally:
-        stop(proc)
 
 
 # --------------------------------------------------------------------------- ZeroGPU
@@ -461,7 +429,7 @@ def test_zero_gpu_without_the_spaces_package_runs_plainly(settings: Settings, mo
 
 @pytest.mark.app
 def test_built_space_on_zero_gpu_imports_spaces_first_and_asks_per_request(
-        one_space: Path, model_cache_dir: Path, tmp_path: Path) -> None:
+        one_space: Path, model_cache_dir: Path, tmp_path: Path, app_factory: AppFactory) -> None:
     import json
 
     from gradio_client import Client
@@ -470,16 +438,13 @@ def test_built_space_on_zero_gpu_imports_spaces_first_and_asks_per_request(
     (fake / "spaces").mkdir(parents=True)
     (fake / "spaces" / "__init__.py").write_text(FAKE_SPACES)
     log = tmp_path / "spaces.jsonl"
-    proc, url, _ = start_space(one_space, {"ZOO_TINY": "1", "ZOO_CACHE_DIR": str(model_cache_dir),
-                                           "SPACES_ZERO_GPU": "true", "PYTHONPATH": str(fake),
-                                           "FAKE_SPACES_LOG": str(log)})
-    try:
-        client = Client(url, verbose=False)
+    with start_space(app_factory, one_space, {"ZOO_TINY": "1", "ZOO_CACHE_DIR": str(model_cache_dir),
+                                              "SPACES_ZERO_GPU": "true", "PYTHONPATH": str(fake),
+                                              "FAKE_SPACES_LOG": str(log)}) as space:
+        client = Client(space.url, verbose=False)
         for tokens in (16, 48):
             text = client.predict(prompt="Hi", max_new_tokens=tokens, temperature=0.0, api_name="/text_generation")
             assert isinstance(text, str) and text
-    finally:
-        stop(proc)
     events = [json.loads(line) for line in log.read_text().splitlines()]
     assert events[0] == {"event": "import", "torch_loaded": False}  # spaces before torch, as ZeroGPU requires
     assert [e for e in events if e["event"] == "decorate"] == [{"event": "decorate", "name": "_work",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -429,50 +428,37 @@ def test_tokenizers_are_copied_only_when_requests_overlap() -> None:
 # --------------------------------------------------------------------------- app tier
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.app
-def test_api_returns_a_png_that_keeps_its_metadata(settings) -> None:
+def test_api_returns_a_png_that_keeps_its_metadata(app_server) -> None:
+    """The session's tiny `python app.py` (tests/conftest.py)."""
     from gradio_client import Client
     from PIL import Image
 
-    from zoo.ui import build_demo, launch
-
-    zoo = Zoo(settings.replace(tiny=True, plugins=(TASK,), server_port=_free_port()))
-    demo = build_demo(zoo)
-    launch(demo, zoo, prevent_thread_lock=True, quiet=True)
-    try:
-        client = Client(f"http://127.0.0.1:{zoo.settings.server_port}/", verbose=False)
-        api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/text_to_image"]
-        assert [p["parameter_name"] for p in api["parameters"]] == [
-            "prompt", "negative_prompt", "width", "height", "steps", "guidance_scale", "seed", "num_images",
-            "model"]
-        latencies = []
-        for seed in (77, 78, 77):
-            t0 = time.perf_counter()
-            image_path, gallery, seed_used, meta = client.predict(
-                prompt="a red fox in the snow", negative_prompt="", width=64, height=96, steps=2,
-                guidance_scale=0.0, seed=seed, num_images=1, model=TINY, api_name="/text_to_image")
-            latencies.append(time.perf_counter() - t0)
-            assert int(seed_used) == seed and meta["seed"] == seed and meta["model"] == TINY
-            assert Path(image_path).suffix == ".png"
-            with Image.open(image_path) as image:
-                assert image.size == (64, 96)
-                embedded = read_png_metadata(image)
-            assert embedded["prompt"] == "a red fox in the snow" and embedded["seed"] == seed
-            assert not gallery
-        # Two images: the gallery files carry their own seeds too.
-        _, gallery, seed_used, meta = client.predict(
-            prompt="two foxes", negative_prompt="", width=64, height=64, steps=2, guidance_scale=0.0, seed=-1,
-            num_images=2, model=TINY, api_name="/text_to_image")
-        assert seed_used >= 0 and meta["seeds"] == [seed_used, seed_used + 1]
-        assert [read_png_metadata(item["image"])["seed"] for item in gallery] == meta["seeds"]
-        print(f"\n/text_to_image 64x96, 2 steps, tiny pipeline: "
-              f"{', '.join(f'{s * 1000:.0f} ms' for s in latencies)} per request")
-        assert json.dumps(meta)  # JSON output is plain JSON
-    finally:
-        demo.close()
+    client = Client(app_server.url, verbose=False)
+    api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/text_to_image"]
+    assert [p["parameter_name"] for p in api["parameters"]] == [
+        "prompt", "negative_prompt", "width", "height", "steps", "guidance_scale", "seed", "num_images",
+        "model"]
+    latencies = []
+    for seed in (77, 78, 77):
+        t0 = time.perf_counter()
+        image_path, gallery, seed_used, meta = client.predict(
+            prompt="a red fox in the snow", negative_prompt="", width=64, height=96, steps=2,
+            guidance_scale=0.0, seed=seed, num_images=1, model=TINY, api_name="/text_to_image")
+        latencies.append(time.perf_counter() - t0)
+        assert int(seed_used) == seed and meta["seed"] == seed and meta["model"] == TINY
+        assert Path(image_path).suffix == ".png"
+        with Image.open(image_path) as image:
+            assert image.size == (64, 96)
+            embedded = read_png_metadata(image)
+        assert embedded["prompt"] == "a red fox in the snow" and embedded["seed"] == seed
+        assert not gallery
+    # Two images: the gallery files carry their own seeds too.
+    _, gallery, seed_used, meta = client.predict(
+        prompt="two foxes", negative_prompt="", width=64, height=64, steps=2, guidance_scale=0.0, seed=-1,
+        num_images=2, model=TINY, api_name="/text_to_image")
+    assert seed_used >= 0 and meta["seeds"] == [seed_used, seed_used + 1]
+    assert [read_png_metadata(item["image"])["seed"] for item in gallery] == meta["seeds"]
+    print(f"\n/text_to_image 64x96, 2 steps, tiny pipeline: "
+          f"{', '.join(f'{s * 1000:.0f} ms' for s in latencies)} per request")
+    assert json.dumps(meta)  # JSON output is plain JSON
