@@ -1,5 +1,5 @@
-"""serve-endpoint's upload limit: 413 from Content-Length before the body is read, or while a chunked body
-streams in; and no error shows a temporary path.
+"""serve-endpoint (zoo/endpoint.py): its upload limit, 413 from Content-Length before the body is read, or
+while a chunked body streams in; no error shows a temporary path; and openai-whisper files are refused.
 
 The fast tests call the ASGI app in-process (starlette's TestClient); the `app` test starts
 `python -m zoo serve-endpoint` (tests/servers.py) and sends raw HTTP.

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from samples import PASSAGES, _image
 from tiny_checks import TINY_NOTE
 from zoo.errors import InvalidInput
 from zoo.registry import Registry
@@ -17,6 +18,7 @@ from zoo.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 TASKS = ("translation", "summarization", "text-classification", "token-classification", "zero-shot-classification")
+MY_TASKS = ("sentence-similarity", "image-classification", "image-to-text", "text-to-speech")
 ENDPOINTS = {task: "/" + task.replace("-", "_") for task in TASKS}
 # A quick valid request per plugin, for checking that the others still run.
 QUICK: dict[str, dict[str, Any]] = {
@@ -82,3 +84,38 @@ def test_readme_plugin_table_lists_every_plugin() -> None:
         offline = plugin.models.offline or plugin.models.tiny or ""
         assert f"`/{plugin.endpoint()}`" in row and f"`{plugin.models.online}`" in row and f"`{offline}`" in row
         assert ("tiny random" in row) == offline.startswith("tiny:"), row
+
+
+def _endpoints_and_tabs(zoo: Zoo) -> tuple[set[str], set[str]]:
+    """Public API names and tab element ids of the app built for `zoo`."""
+    from zoo.ui import build_demo
+
+    config = build_demo(zoo).get_config_file()
+    endpoints = {d["api_name"] for d in config["dependencies"] if d.get("api_visibility") == "public"}
+    tabs = {c["props"].get("elem_id") for c in config["components"] if c["type"] == "tabitem"}
+    return endpoints, tabs
+
+
+@pytest.mark.parametrize("task", MY_TASKS)
+def test_plugin_file_is_self_contained(settings: Settings, task: str) -> None:
+    """Denying one plugin removes its tab and endpoint and nothing else; the others still run."""
+    full = Zoo(settings.replace(tiny=True))
+    assert not full.registry.quarantined
+    all_endpoints, all_tabs = _endpoints_and_tabs(full)
+    endpoint = task.replace("-", "_")
+    assert endpoint in all_endpoints and f"tab-{task}" in all_tabs
+
+    for without in (Zoo(settings.replace(tiny=True, disabled_plugins=(task,))),
+                    Zoo(settings.replace(tiny=True, plugins=tuple(t for t in full.registry.tasks() if t != task)))):
+        assert task not in without.registry and not without.registry.quarantined
+        endpoints, tabs = _endpoints_and_tabs(without)
+        assert endpoints == all_endpoints - {endpoint}
+        assert tabs == all_tabs - {f"tab-{task}"}
+        others = [t for t in MY_TASKS if t != task]
+        assert all(t in without.registry for t in others)
+    # The rest still run without it: one text and one image plugin.
+    if task != "sentence-similarity":
+        result = without.run("sentence-similarity", query=PASSAGES[0], documents="\n".join(PASSAGES), top_k=1)
+        assert result["results"][0][2] == PASSAGES[0]
+    if task != "image-classification":
+        assert len(without.run("image-classification", image=_image(), top_k=2)["labels"]) == 2

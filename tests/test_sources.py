@@ -120,3 +120,13 @@ def test_offline_named_checkpoint_already_downloaded_loads_by_path(settings: Set
     result = zoo.run(ASR, audio=str(wav), model="openai-whisper:tiny.en", timestamps=False)
     assert called == [] and isinstance(result["text"], str)
     assert zoo.models.cache.keys()[0][1] == str(cache / "whisper" / "tiny.en.pt")
+
+
+def test_a_piper_voice_on_the_hub_is_not_faked_offline(tmp_path: Path) -> None:
+    from zoo.models.refs import parse_ref
+    from zoo.models.sources import Resolver
+
+    resolver = Resolver(offline=lambda: True, allow_pickle=False, tiny_dir=tmp_path, hf_cache_dir=tmp_path)
+    # Another voice of the same Hub repo must not resolve to the packaged joe voice.
+    with pytest.raises(ModelNotFound, match="lessac"):
+        resolver.resolve(parse_ref("rhasspy/piper-voices/en/en_US/lessac/medium/en_US-lessac-medium.onnx@v1.0.0"))
