@@ -70,6 +70,29 @@ def tiny_inline_zoo(settings: Settings) -> Zoo:
     return Zoo(settings.replace(tiny=True, isolation="inline"))
 
 
+@pytest.fixture
+def wav(tmp_path: Path) -> Path:
+    from speech import write_wav
+
+    return write_wav(tmp_path / "tone.wav")
+
+
+@pytest.fixture
+def whisper_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A seeded random openai-whisper checkpoint (tiny.en's vocabulary, 32-wide), saved as openai-whisper does."""
+    import dataclasses
+
+    import torch
+    from whisper.model import ModelDimensions, Whisper
+
+    path = tmp_path_factory.mktemp("whisper") / "random.pt"
+    torch.manual_seed(0)
+    dims = ModelDimensions(n_mels=80, n_audio_ctx=1500, n_audio_state=32, n_audio_head=4, n_audio_layer=2,
+                           n_vocab=51864, n_text_ctx=448, n_text_state=32, n_text_head=4, n_text_layer=2)
+    torch.save({"dims": dataclasses.asdict(dims), "model_state_dict": Whisper(dims).state_dict()}, path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def real_zoo(tmp_path_factory: pytest.TempPathFactory, model_cache_dir: Path) -> Zoo:
     """Every built-in plugin on its offline default (real packaged weights where they exist), kept for the session."""

@@ -1,9 +1,10 @@
-"""Speech made at test time with espeak-ng, so no audio file is committed to the repo."""
+"""Speech made at test time with espeak-ng (and a plain tone), so no audio file is committed to the repo."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+import wave
 from pathlib import Path
 
 # Plain sentences of eight words or more, in words a small English model knows well.
@@ -54,3 +55,19 @@ def sentences_with_pauses(texts: list[str] | tuple[str, ...], path: Path, pause:
         t += (len(samples) + len(silence)) / sample_rate
     audio.write_wav(path, np.concatenate(parts), sample_rate)
     return path, spans
+
+
+def write_wav(path: Path, seconds: float = 1.0) -> Path:
+    """A quiet 440 Hz tone, 16 kHz mono, written with the standard library."""
+    import math
+    import struct
+
+    rate = 16000
+    frames = b"".join(struct.pack("<h", int(3000 * math.sin(2 * math.pi * 440 * i / rate)))
+                      for i in range(int(rate * seconds)))
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(frames)
+    return path

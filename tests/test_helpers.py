@@ -19,8 +19,6 @@ from zoo.errors import HelperFailed, InvalidInput
 from zoo.runner import Zoo
 from zoo.settings import Settings
 
-from test_model_refs import write_wav
-
 ASR = "automatic-speech-recognition"
 
 
@@ -31,11 +29,6 @@ def fake_helper(folder: Path, name: str, body: str = "kill -KILL $$") -> Path:
     path.write_text(f"#!/bin/sh\n{body}\n")
     path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return path
-
-
-@pytest.fixture
-def wav(tmp_path: Path) -> Path:
-    return write_wav(tmp_path / "tone.wav")
 
 
 def _on_path(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:

@@ -214,7 +214,7 @@ def test_memory_and_disk_stay_flat_over_300_rest_calls(server: AppServer) -> Non
 
 def test_a_huge_upload_is_refused_without_decoding_it(server: AppServer, tmp_path: Path) -> None:
     # Issue 13: a 140 KB PNG declaring 12000x12000 raised the server's peak memory by 3.1 GB.
-    from test_more_plugins import huge_png
+    from samples import huge_png
 
     png = huge_png(tmp_path / "huge.png", 12000, 12000).read_bytes()
     assert result(server, "image_classification", [upload_png(server), 3, ""])[0] == "complete"  # warm

@@ -6,6 +6,7 @@ import pytest
 
 from zoo.errors import InvalidInput
 from zoo.runner import Zoo
+from zoo.settings import Settings
 
 
 def test_streams_growing_text(tiny_zoo: Zoo) -> None:
@@ -123,3 +124,36 @@ def test_smollm2_knows_the_capital_of_france(real_zoo: Zoo) -> None:
     print(f"\nSmolLM2-135M decode: {stats.new_tokens} tokens at {stats.tokens_per_second:.1f} tokens/s, "
           f"first token {stats.first_token_seconds:.2f}s")
     assert stats.new_tokens > 10
+
+
+def test_text_generation_prompt_longer_than_the_context_is_refused_with_the_count(settings: Settings) -> None:
+    """'Requested tokens (10020) exceed context window' no more: the count, the window and the fix."""
+    zoo = Zoo(settings.replace(tiny=True, plugins=("text-generation",), max_text_chars=200_000))
+    with zoo.models.use("tiny:causal-lm", "causal-lm") as loaded:
+        window = loaded.model.context_length
+        per_word = loaded.model.count_tokens("word " * 100) / 100
+    long = "word " * int(window / per_word + 100)
+    with pytest.raises(InvalidInput) as err:
+        zoo.run("text-generation", prompt=long, max_new_tokens=8)
+    assert err.value.name == "prompt" and f"{window}-token context window" in str(err.value)
+    assert "prompt and system prompt take" in str(err.value) and "tokens)" in str(err.value) and "shorten" in err.value.fix
+    with pytest.raises(InvalidInput) as err:
+        zoo.run("text-generation", prompt="hi", system_prompt=long, max_new_tokens=8)
+    assert err.value.name == "prompt" and "system prompt" in str(err.value)
+    with pytest.raises(InvalidInput) as err:  # the prompt fits, the completion would not
+        zoo.run("text-generation", prompt="word " * int((window - 200) / per_word), chat_template=False,
+                max_new_tokens=1024)
+    assert err.value.name == "max_new_tokens" and "at most" in str(err.value) and "or less" in err.value.fix
+    out = zoo.run("text-generation", prompt="hi", max_new_tokens=4, seed=1)
+    assert isinstance(out["text"], str)
+
+
+@pytest.mark.real
+def test_the_packaged_model_refuses_an_overlong_prompt_with_the_count(real_zoo: Zoo) -> None:
+    """The issue's reproduction on the default path: 20000 characters of prompt, a 4096-token window."""
+    prompt = "7 " * 9900  # 19800 characters, ~9900 tokens: over llama.cpp's 4096 and transformers' 8192
+    with pytest.raises(InvalidInput) as err:
+        real_zoo.run("text-generation", prompt=prompt, max_new_tokens=16)
+    message = str(err.value)
+    assert err.value.name == "prompt" and "-token context window" in message and "take" in message
+    assert "Requested tokens" not in message and "shorten the prompt" in err.value.fix

@@ -1,5 +1,5 @@
-"""serve-endpoint's upload limit: 413 from Content-Length before the body is read, or while a chunked body
-streams in; and no error shows a temporary path.
+"""serve-endpoint (zoo/endpoint.py): its upload limit, 413 from Content-Length before the body is read, or
+while a chunked body streams in; no error shows a temporary path; and openai-whisper files are refused.
 
 The fast tests call the ASGI app in-process (starlette's TestClient); the `app` test starts
 `python -m zoo serve-endpoint` (tests/servers.py) and sends raw HTTP.
@@ -74,6 +74,22 @@ def test_a_chunked_body_is_counted_as_it_streams(client) -> None:
 
     reply = c.post(f"/{IC}", content=chunks(), headers={"content-type": "image/png"})
     assert reply.status_code == 413 and "more than" in reply.json()["error"]
+
+
+def test_serve_endpoint_refuses_an_openai_whisper_file(settings: Settings) -> None:
+    """The same rule on serve-endpoint (a tab that takes `model` in its inputs): 4xx, nothing loaded."""
+    from starlette.testclient import TestClient
+
+    from zoo.endpoint import create_app
+
+    zoo = Zoo(settings.replace(plugins=("conversational",), allow_pickle=True))
+    with TestClient(create_app(zoo)) as client:
+        for ref, status in (("openai-whisper:app.py", 422), ("openai-whisper:./app.py", 403),
+                            ("openai-whisper:README.md", 422)):
+            reply = client.post("/conversational", json={"inputs": {"message": "hi", "model": ref}})
+            assert reply.status_code == status, reply.text
+            assert ref in reply.json()["error"] and "weights_only" not in reply.text
+    assert zoo.models.cache.stats.loads == 0
 
 
 def test_errors_show_no_temporary_path(client, tmp_path: Path) -> None:
