@@ -255,12 +255,18 @@ def test_space_lists_its_plugins_as_entry_points_and_finds_them(one_space: Path)
     assert project["name"] == "model-zoo" and project["version"] == __import__("zoo").__version__
     assert project["entry-points"]["zoo.plugins"] == {"text_generation": "plugins.text_generation"}
     # The Space does not install model-zoo: discovery there reads the entry points from that file.
-    code = ("from zoo.registry import Registry; r = Registry.discover(); o = r.origin('text-generation'); "
-            "print(r.tasks(), o.package, o.source, len(r.quarantined))")
+    # Its built-ins are exactly the file's; with every source (the Space's default), plugins installed
+    # beside it (from its requirements; here whatever this machine has) come on top, never instead.
+    code = ("from zoo.registry import Registry\n"
+            "for sources in ('builtin', 'all'):\n"
+            "    r = Registry.discover(sources=sources); o = r.origin('text-generation')\n"
+            "    print(r.tasks() if sources == 'builtin' else 'text-generation' in r.tasks(), o.package, o.source,\n"
+            "          len([q for q in r.quarantined if q.package == 'model-zoo']))")
     env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "ZOO_PLUGINS", "ZOO_PLUGIN_SOURCES"}}
     out = subprocess.run([sys.executable, "-c", code], cwd=one_space, env=env, capture_output=True, text=True,
                          timeout=120, check=True).stdout.strip()
-    assert out == "['text-generation'] model-zoo plugins.text_generation 0", out
+    assert out.splitlines() == ["['text-generation'] model-zoo plugins.text_generation 0",
+                                "True model-zoo plugins.text_generation 0"], out
 
 
 def test_third_party_plugins_are_pinned_not_copied_and_builtin_leaves_them_out(
