@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import Any, Sequence
 
 from zoo.errors import ZooError
-from zoo.plugin import Bool, Number, part_model_name
+from zoo.plugin import Bool, File, Number, part_model_name
 from zoo.settings import SETTINGS, Settings, build_arg_parser, parse_bool
 
 
@@ -112,6 +112,8 @@ def cmd_run(settings: Settings, task: str, argv: Sequence[str], out_dir: Path | 
         elif isinstance(f, Number):
             parser.add_argument(flag, dest=f.name, type=float, default=None,
                                 help=f"{f.info or f.title} (default {f.default})")
+        elif isinstance(f, File) and f.multiple:  # --documents a.pdf b.md
+            parser.add_argument(flag, dest=f.name, nargs="+", default=None, metavar="FILE", help=f.info or f.title)
         else:
             parser.add_argument(flag, dest=f.name, default=None, help=f.info or f.title)
     if plugin.models is not None:  # a plugin without a model has no --model (a composite has --<part>-model)

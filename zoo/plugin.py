@@ -188,9 +188,10 @@ class Image(Field):
 
 @dataclass(frozen=True)
 class Audio(Field):
-    """An audio file path (upload or microphone)."""
+    """An audio file path (upload or microphone); as an output, `autoplay` plays it as soon as it arrives."""
 
     sources: tuple[str, ...] = ("upload", "microphone")
+    autoplay: bool = False
 
     def check(self, value: Any, limits: "Limits") -> str:
         if isinstance(value, Mapping):  # gradio_client sends FileData dicts
@@ -224,7 +225,49 @@ class Json(Field):
 
 @dataclass(frozen=True)
 class File(Field):
-    """A file to download (output: a path)."""
+    """A file: as an input, an upload (`multiple` for several), run() gets its path (a list of paths with
+    `multiple`); as an output, a file to download (a path). `file_types` (".pdf", ".txt") limits what
+    the tab's picker offers and what the check accepts; `max_files` caps a multiple upload."""
+
+    multiple: bool = False
+    file_types: tuple[str, ...] = ()
+    max_files: int = 20
+
+    def check(self, value: Any, limits: "Limits") -> Any:
+        items = [] if value is None or value == "" or value == [] else (
+            list(value) if isinstance(value, (list, tuple)) else [value])
+        paths = [_upload_path(self.name, item) for item in items]
+        if not paths:
+            if self.default is not None:
+                return self.default
+            raise InvalidInput(self.name, value, "must be a file" + (" or several" if self.multiple else ""),
+                               "upload a file" + (f" ({', '.join(self.file_types)})" if self.file_types else ""))
+        if not self.multiple and len(paths) > 1:
+            raise InvalidInput(self.name, f"<{len(paths)} files>", "takes one file", "upload a single file")
+        if len(paths) > self.max_files:
+            raise InvalidInput(self.name, f"<{len(paths)} files>", f"takes at most {self.max_files} files",
+                               f"upload {self.max_files} files or fewer at a time")
+        if self.file_types:
+            for path in paths:
+                if not path.lower().endswith(tuple(t.lower() for t in self.file_types)):
+                    raise InvalidInput(self.name, path.rsplit("/", 1)[-1], f"must be one of {', '.join(self.file_types)}",
+                                       f"upload a {' or '.join(self.file_types)} file, or rename it if that is what it is")
+        return paths if self.multiple else paths[0]
+
+
+def _upload_path(name: str, item: Any) -> str:
+    """The server-side path of one uploaded file: a path string, a gradio FileData dict, or a gradio file object."""
+    if isinstance(item, Mapping):  # gradio_client sends FileData dicts
+        item = item.get("path") or item.get("name")
+    elif not isinstance(item, str) and hasattr(item, "name"):  # gradio's NamedString / tempfile wrappers
+        item = item.name
+    if not item or not isinstance(item, str):
+        raise InvalidInput(name, item, "must be an uploaded file", "upload the file, or pass its path from the CLI")
+    import os
+
+    if not os.path.isfile(item):
+        raise InvalidInput(name, item, "is not a file that exists here", "upload the file again (uploads expire)")
+    return item
 
 
 @dataclass(frozen=True)

@@ -98,7 +98,7 @@ def component(field: P.Field, limits: P.Limits, *, output: bool = False, render:
         return gr.Image(type="filepath", image_mode=None, format="png", **common)
     if isinstance(field, P.Audio):
         if output:
-            return gr.Audio(type="filepath", **common)
+            return gr.Audio(type="filepath", autoplay=field.autoplay, **common)
         return gr.Audio(sources=list(field.sources), type="filepath", **common)
     if isinstance(field, P.Gallery):
         return gr.Gallery(type="pil", format="png", columns=2, height="auto", **common)
@@ -112,7 +112,10 @@ def component(field: P.Field, limits: P.Limits, *, output: bool = False, render:
     if isinstance(field, P.Labels):
         return gr.Label(**common)
     if isinstance(field, P.File):
-        return gr.File(**{"interactive": False, **common})
+        if output:
+            return gr.File(**{"interactive": False, **common})
+        return gr.File(file_count="multiple" if field.multiple else "single", type="filepath",
+                       file_types=list(field.file_types) or None, **common)
     if isinstance(field, P.Json):
         return gr.JSON(**common)
     raise TypeError(f"No gradio component for field type {type(field).__name__}")
