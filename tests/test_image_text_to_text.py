@@ -289,17 +289,18 @@ def test_cli_run_and_list(settings: Settings, picture: str, monkeypatch: pytest.
 def test_real_chat_model_answers_from_the_caption_offline(real_zoo: Zoo, picture: str) -> None:
     """Offline the VLM is the tiny stand-in, so `auto` captions, and the packaged SmolLM2 answers."""
     chat_default = real_zoo.default_model(real_zoo.registry.get("conversational"))
-    out = real_zoo.run(TASK, image=picture, message="What is in the picture?", max_new_tokens=48)
+    out = real_zoo.run(TASK, image=picture, message="Repeat the description.", max_new_tokens=64)
     details = out["details"]
     assert details["mode"] == CAPTION
     assert details["models"] == {"captioner": "tiny:image-to-text", "chat": chat_default}
     assert not chat_default.startswith("tiny:")
     assert "Tiny random-weight model for captioner" in details["note"]  # only the captioner is a stand-in
-    # Told to answer from the description only, greedy SmolLM2 repeats the caption's words: here the tiny
-    # captioner's noise words, which no real answer about a house would hold.
-    caption_words = set(re.findall(r"[a-z]{3,}", details["caption"].lower()))
+    # Asked to repeat the description, greedy SmolLM2 quotes the caption it got: the tiny captioner's
+    # noise words, which no answer made up about the picture would hold.
+    caption_words = re.findall(r"[a-z]{3,}", details["caption"].lower())
     answer_words = set(re.findall(r"[a-z]{3,}", out["answer"].lower()))
-    assert len(caption_words & answer_words) >= 3, (details["caption"], out["answer"])
+    assert len(caption_words) >= 8
+    assert sum(w in answer_words for w in caption_words) >= 0.8 * len(caption_words), (details["caption"], out)
 
 
 @pytest.mark.real
