@@ -152,6 +152,33 @@ class PingB(PingA):
     uses = {"other": "ping-a"}
 
 
+class HybridEcho(Plugin):
+    """A plugin with a model of its own that also declares `uses`: `how="parts"` runs it as a composite."""
+
+    api_version = 2
+    task = "hybrid-echo"
+    title = "Hybrid echo"
+    model_kind = "text-classification"
+    models = ModelChoices(online="tiny:text-classification", tiny="tiny:text-classification",
+                          known=("tiny:token-classification",))
+    uses = {"echo": "model-echo"}
+    inputs = (Text("text"),)
+    options = (Choice("how", "model", choices=("model", "parts")),)
+    outputs = (Text("model"), Json("steps"))
+    examples = ({"text": "hi", "how": "parts", "echo_model": "tiny:token-classification"},)
+
+    def model_for(self, values, default):
+        ref = values.get("model") or default
+        return (None if values.get("how") == "parts" else ref), ref.removeprefix("tiny:")
+
+    def stream(self, model, values, ctx):
+        if model is None:  # no model picked: a composite, in the server
+            assert ctx.model_ref == ""
+            yield from ctx.stream("echo", text=values["text"])
+        else:  # its own model, where a tab's model runs
+            yield {"model": f"{ctx.model_ref} ({model.family}) own", "steps": 0}
+
+
 PLUGINS = (WordCount, DescribeAudio, ModelEcho, EchoUser, AutomaticSpeechRecognition, Summarization)
 
 
@@ -220,7 +247,7 @@ def test_declarations_of_model_less_and_composite_plugins() -> None:
         examples = ({"text": "hi", "model": "tiny:causal-lm"}, {"text": "hi", "other_model": "x"})
 
     assert "`model_kind` is 'causal-lm' but `models` is None" in " ".join(declaration_problems(KindWithoutModels))
-    assert "`uses` is for composite plugins" in " ".join(declaration_problems(UsesWithModel))
+    assert declaration_problems(UsesWithModel) == []  # a hybrid: a model, and parts when it runs without it
     assert "calls the plugin's own task `word-count`" in " ".join(declaration_problems(CallsItself))
     assert "clash with the part pickers" in " ".join(declaration_problems(Clash))
     assert declaration_problems(BadExample) == ["example uses unknown fields ['model']",
@@ -410,3 +437,99 @@ def test_cli_list_and_run(settings: Settings, monkeypatch: pytest.MonkeyPatch,
     assert "unrecognized arguments: --model x" in capsys.readouterr().err
     assert cli.main(["--tiny", "run", "echo-user", "--text", "hi", "--echo-model", "tiny:token-classification"]) == 0
     assert json.loads(capsys.readouterr().out)["model"] == "tiny:token-classification (transformers)"
+
+
+# --------------------------------------------------------------------------- hybrid: a model and `uses`
+
+
+def test_hybrid_declares_and_vets_its_model_and_its_parts(settings: Settings) -> None:
+    assert declaration_problems(HybridEcho) == []
+
+    class BadHybrid(HybridEcho):
+        uses = {"not a name": "model-echo", "me": "hybrid-echo"}
+
+    problems = " ".join(declaration_problems(BadHybrid))
+    assert "must be a Python identifier" in problems and "calls the plugin's own task `hybrid-echo`" in problems
+    zoo = Zoo(settings.replace(tiny=True, allow_custom_models=False), registry=registry(HybridEcho))
+    plugin = zoo.registry.get("hybrid-echo")
+    assert [f.name for f in plugin.fields()] == ["text", "how", "echo_model"]  # `model` is added last
+    checked = zoo.check(plugin, {"text": "hi", "how": "parts"})
+    assert checked["model"] == "tiny:text-classification" and checked["echo_model"] == "tiny:text-classification"
+    # Both are vetted, whichever way the request runs.
+    with pytest.raises(ModelNotAllowed, match="Custom model `someone/else` is not allowed"):
+        zoo.run("hybrid-echo", text="hi", how="parts", model="someone/else")
+    with pytest.raises(ModelNotAllowed, match=r"`echo_model` \(model-echo\): Custom model `someone/else`"):
+        zoo.run("hybrid-echo", text="hi", how="model", echo_model="someone/else")
+
+
+def test_hybrid_runs_on_its_model_or_as_a_composite(zoo: Zoo) -> None:
+    from zoo.plugin import RunContext
+
+    zoo = Zoo(zoo.settings, registry=registry(HybridEcho))
+    ctx = RunContext()
+    out = zoo.run("hybrid-echo", ctx, text="hi", how="parts", echo_model="tiny:token-classification")
+    assert out == {"model": "tiny:token-classification (transformers)", "steps": 1}
+    assert ctx.model_ref == "" and ctx.models_used == {"echo": "tiny:token-classification"}
+    # Decided before the GPU and worker paths: only the part's model loaded, never the hybrid's own.
+    assert [key[2] for key in zoo.models.cache.keys()] == ["token-classification"]
+    ctx = RunContext()
+    assert zoo.run("hybrid-echo", ctx, text="hi") == {"model": "tiny:text-classification (transformers) own",
+                                                      "steps": 0}
+    assert ctx.model_ref == "tiny:text-classification" and ctx.models_used == {}
+    # Its own model ran where a tab's model runs: in a worker under process isolation.
+    keys = zoo.models.cache.keys()
+    assert len(keys) == 2 and all((key[-1] == "worker") == (zoo.isolation == "process") for key in keys)
+
+
+def test_hybrid_without_its_parts_runs_on_its_model(settings: Settings) -> None:
+    reg = Registry()
+    reg.register(HybridEcho, "tests.test_composition")
+    zoo = Zoo(settings.replace(tiny=True, isolation="inline"), registry=reg)
+    assert zoo.run("hybrid-echo", text="hi")["model"] == "tiny:text-classification (transformers) own"
+    with pytest.raises(UnknownPlugin, match="its part `echo` uses task `model-echo`, and no plugin"):
+        zoo.run("hybrid-echo", text="hi", how="parts")
+
+
+def test_hybrid_tab_has_both_pickers_and_the_endpoint_both_parameters(settings: Settings) -> None:
+    from zoo.ui import build_demo
+
+    zoo = Zoo(settings.replace(tiny=True, isolation="inline"), registry=registry(HybridEcho))
+    demo = build_demo(zoo)
+    assert _endpoint_parameters(demo)["/hybrid_echo"] == ["text", "how", "echo_model", "model"]
+    config = demo.get_config_file()
+    text = json.dumps(config, default=str)
+    assert "Tiny random-weight model</b> (<code>tiny:text-classification</code>)" in text  # its model's note
+    assert "Without a model of its own it uses other tabs (echo: Model echo); pick their models below." in text
+    labels = [c["props"].get("label") for c in config["components"] if c.get("type") == "dropdown"]
+    assert labels.count("Echo model") == 2 and "Model" in labels  # echo-user's and the hybrid's; its own model
+    handlers = {f.api_name: f.fn for f in (demo.fns.values() if isinstance(demo.fns, dict) else demo.fns)}
+    assert list(handlers["hybrid_echo"]("hi", "parts", "tiny:token-classification", "")) == [
+        ("tiny:token-classification (transformers)", 1)]
+    assert list(handlers["hybrid_echo"]("hi", "model", "", "tiny:token-classification")) == [
+        ("tiny:token-classification (transformers) own", 0)]
+
+
+def test_hybrid_in_cli_list_and_run(settings: Settings, monkeypatch: pytest.MonkeyPatch,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(Registry, "discover", classmethod(lambda cls, **kwargs: registry(HybridEcho)))
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(settings.cache_dir))
+    monkeypatch.setenv("ZOO_ISOLATION", "inline")
+    assert cli.main(["--tiny", "list"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if " hybrid-echo " in x)
+    assert line.startswith("ok ") and "tiny:text-classification  (" in line
+    assert line.endswith("; without it uses echo: model-echo)")
+    assert cli.main(["--tiny", "list", "--json"]) == 0
+    row = next(r for r in json.loads(capsys.readouterr().out)["plugins"] if r["task"] == "hybrid-echo")
+    assert row["default_model"] == "tiny:text-classification" and row["uses"] == {"echo": "model-echo"}
+    assert cli.main(["--tiny", "run", "hybrid-echo", "--text", "hi", "--how", "parts",
+                     "--echo-model", "tiny:token-classification"]) == 0
+    assert json.loads(capsys.readouterr().out)["model"] == "tiny:token-classification (transformers)"
+    assert cli.main(["--tiny", "run", "hybrid-echo", "--text", "hi", "--model", "tiny:token-classification"]) == 0
+    assert json.loads(capsys.readouterr().out)["model"] == "tiny:token-classification (transformers) own"
+
+
+def test_hybrid_in_the_space_readme() -> None:
+    from zoo.space import readme
+
+    text = readme([HybridEcho(), WordCount()], "cpu-basic", "Model Zoo", {"title": "Model Zoo"})
+    assert "| Hybrid echo | `/hybrid_echo` | `tiny:text-classification`; or uses `model-echo` |" in text

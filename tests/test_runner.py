@@ -120,4 +120,6 @@ def test_every_tab_still_runs_its_own_tiny_model_kind(settings: Settings) -> Non
             continue
         defaults = {f.name: f.default for f in plugin.fields()}
         ref, kind = plugin.model_for({**defaults, "model": plugin.models.tiny}, plugin.models.tiny)
+        if ref is None:  # a hybrid (a model and `uses`) runs these values as a composite, on its parts' models
+            continue
         assert zoo.models.kind_mismatch(ref, kind) is None, (plugin.task, ref, kind)

@@ -76,6 +76,10 @@ def cmd_list(settings: Settings, as_json: bool) -> int:
             ok, where = zoo.models.availability(default)
             row |= {"default_model": default, "available": ok, "source": where,
                     "online_default": plugin.models.online, "offline_default": plugin.models.offline}
+            if plugin.uses:  # a hybrid: without its model it runs as a composite on these tasks
+                problem = zoo.composition_problem(plugin)
+                row |= {"uses": dict(plugin.uses), "source": f"{where}; without it " + (
+                    str(problem) if problem else "uses " + ", ".join(f"{p}: {t}" for p, t in plugin.uses.items()))}
         rows.append(row)
     broken = [{"plugin": q.name, "package": q.package, "version": q.version, "error": q.error, "fix": q.fix}
               for q in zoo.registry.quarantined]

@@ -388,30 +388,36 @@ def declaration_problems(cls: type) -> list[str]:
 
 
 def _model_problems(cls: type[Plugin]) -> list[str]:
-    """`models`, `model_kind` and `uses`: one model (with its kind), or none (model-less, or composite with `uses`)."""
+    """`models`, `model_kind` and `uses`: one model (with its kind), or none (model-less, or composite with `uses`);
+    a plugin with a model may declare `uses` too (a hybrid, run as a composite when model_for picks no model)."""
     models, kind, uses = getattr(cls, "models", None), getattr(cls, "model_kind", None), getattr(cls, "uses", {})
     if models is None:
         problems = [] if kind is None else [f"`model_kind` is {kind!r} but `models` is None; a plugin without "
                                             "a model of its own declares no model_kind (or give it `models`)"]
-        if not isinstance(uses, Mapping):
-            return problems + [f"`uses` must map part names to tasks, e.g. {{'transcriber': "
-                               f"'automatic-speech-recognition'}}, got {uses!r}"]
-        for part, task in uses.items():
-            if not isinstance(part, str) or not part.isidentifier():
-                problems.append(f"`uses` part {part!r} must be a Python identifier (it names `{part}_model`)")
-            if not isinstance(task, str) or not task:
-                problems.append(f"`uses` part {part!r} must name a task, got {task!r}")
-            elif task.replace("_", "-") == str(getattr(cls, "task", "")).replace("_", "-"):
-                problems.append(f"`uses` part {part!r} calls the plugin's own task `{task}`: a plugin cannot call itself")
-        return problems
+        return problems + _uses_problems(cls, uses)
     problems = []
     if not isinstance(models, ModelChoices):
         problems.append(f"`models` must be a ModelChoices (or None for a plugin without a model), got {models!r}")
     if not isinstance(kind, ModelKind) and not (isinstance(kind, str) and kind):
         problems.append(f"`model_kind` must be a ModelKind or a registered kind's name, got {kind!r}")
-    if uses:
-        problems.append("`uses` is for composite plugins, which have no model of their own: set `models = None`, "
-                        "or drop `uses`")
+    # A plugin with a model may also declare `uses` (a hybrid): when its model_for returns no model,
+    # the request runs in the server as a composite and ctx.run reaches its parts.
+    return problems + _uses_problems(cls, uses)
+
+
+def _uses_problems(cls: type[Plugin], uses: Any) -> list[str]:
+    """What is wrong with a `uses` declaration: part names that are not identifiers, tasks that are not names."""
+    if not isinstance(uses, Mapping):
+        return [f"`uses` must map part names to tasks, e.g. {{'transcriber': "
+                f"'automatic-speech-recognition'}}, got {uses!r}"]
+    problems = []
+    for part, task in uses.items():
+        if not isinstance(part, str) or not part.isidentifier():
+            problems.append(f"`uses` part {part!r} must be a Python identifier (it names `{part}_model`)")
+        if not isinstance(task, str) or not task:
+            problems.append(f"`uses` part {part!r} must name a task, got {task!r}")
+        elif task.replace("_", "-") == str(getattr(cls, "task", "")).replace("_", "-"):
+            problems.append(f"`uses` part {part!r} calls the plugin's own task `{task}`: a plugin cannot call itself")
     return problems
 def declared_api_version(cls: type) -> Any:
     """The Plugin API a class targets: its `api_version`, or 1 for a plugin written before the attribute."""

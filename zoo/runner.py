@@ -79,12 +79,19 @@ class Zoo:
                              f"served tasks: {', '.join(self.registry.tasks()) or '(none)'}{parts}")
 
     def check_parts(self, plugin: Plugin, values: Mapping[str, Any]) -> dict[str, str]:
-        """Each `<part>_model` of a composite, vetted by the used task's own rules ("" = its default model)."""
+        """Each `<part>_model` of a composite, vetted by the used task's own rules ("" = its default model).
+
+        A plugin with a model of its own that also declares `uses` (a hybrid) may run on its model
+        without its parts: a part whose task is not served is left "" here, and the request fails
+        only if it runs as a composite (`stream_in_server`)."""
         problem = self.composition_problem(plugin)
-        if problem is not None:
+        if problem is not None and plugin.models is None:
             raise problem
         picked = {}
         for part, task in plugin.uses.items():
+            if task.replace("_", "-") not in self.registry:  # a hybrid's missing part: refused if it is called
+                picked[part_model_name(part)] = ""
+                continue
             used = self.registry.get(task)
             name = part_model_name(part)
             try:
@@ -130,8 +137,22 @@ class Zoo:
             if child.model_ref:
                 parent.models_used[part or used.task] = child.model_ref
 
+    def runs_here(self, plugin: Plugin, checked: Mapping[str, Any]) -> bool:
+        """True when this request runs in the server, as a composite: the plugin has no model of its own, or
+        it is a hybrid (a model and `uses`) whose `model_for` returns no model (ref None) for these values."""
+        if plugin.runs_in_server():
+            return True
+        if not plugin.uses:
+            return False
+        ref, _ = plugin.model_for(checked, checked.get("model") or self.default_model(plugin))
+        return ref is None
+
     def stream_in_server(self, plugin: Plugin, checked: dict[str, Any], ctx: RunContext) -> Iterator[dict[str, Any]]:
         """Run a plugin without a model of its own here, in the server: run(None, ...); ctx.run reaches the zoo."""
+        if plugin.models is not None:  # a hybrid running as a composite: now its parts must be served
+            problem = self.composition_problem(plugin)
+            if problem is not None:
+                raise problem
         ctx.model_ref, ctx.model_revision, ctx.is_tiny = "", None, False
         ctx._call = lambda parent, name, values: self._call(plugin, checked, parent, name, values)
         ctx.raise_if_cancelled()
@@ -248,10 +269,10 @@ class Zoo:
         for f in plugin.fields():  # seeds: -1 means random, and the one used is reported
             if isinstance(f, Seed) and checked.get(f.name) == -1:
                 checked[f.name] = random.randrange(0, 2**31)
-        if plugin.runs_in_server():
-            checked.update(self.check_parts(plugin, checked))
-        else:
+        if not plugin.runs_in_server():  # a hybrid (a model and `uses`) has both: `model` and `<part>_model`
             checked["model"] = self.check_model(plugin, values.get("model") or "")
+        if plugin.uses or plugin.runs_in_server():
+            checked.update(self.check_parts(plugin, checked))
         plugin.check(checked, self.limits)
         return checked
 
@@ -262,7 +283,9 @@ class Zoo:
         checked = self.check(plugin, values)
         ctx = ctx or RunContext(limits=self.limits)
         ctx.limits = self.limits
-        if plugin.runs_in_server():  # no model of its own: no GPU call, no worker; its ctx.run calls get theirs
+        # No model of its own (or a hybrid whose model_for picks none): no GPU call, no worker; its ctx.run
+        # calls get theirs. Decided here, before the GPU and worker paths.
+        if self.runs_here(plugin, checked):
             yield from self.stream_in_server(plugin, checked, ctx)
             return
         remote = checked["model"].startswith("remote:")  # a remote engine needs no GPU here
@@ -273,7 +296,7 @@ class Zoo:
 
     def stream_checked(self, plugin: Plugin, checked: dict[str, Any], ctx: RunContext) -> Iterator[dict[str, Any]]:
         """Load the model and run the plugin on values `check` returned (ZeroGPU's worker enters here)."""
-        if plugin.runs_in_server():
+        if self.runs_here(plugin, checked):
             yield from self.stream_in_server(plugin, checked, ctx)
             return
         ref, kind = plugin.model_for(checked, self.default_model(plugin))

@@ -419,6 +419,8 @@ def readme(plugins: Sequence[Plugin], hardware: str, title: str, matter: dict[st
             continue
         ref = parse_ref(p.models.online)
         model = f"[{ref.raw}]({ref.hub_url})" if ref.hub_url else f"`{ref.raw}`"
+        if p.uses:  # a hybrid: its own model, or the tasks it uses
+            model += "; or uses " + ", ".join(f"`{task}`" for task in p.uses.values())
         rows.append(f"| {p.title} | `/{p.endpoint()}` | {model} |")
     description = "\n".join(f"- **{p.title}**: {p.description}" for p in plugins)
     return _render(

@@ -166,8 +166,9 @@ def _packaged_mirror(parsed: Any) -> Any:
     return mirror if mirror is not None and mirror.hub_url else None
 
 
-def composition_note(zoo: Zoo, plugin: P.Plugin) -> str:
-    """Markdown for a tab without a model of its own: the tasks it uses, or why it cannot run here."""
+def composition_note(zoo: Zoo, plugin: P.Plugin, hybrid: bool = False) -> str:
+    """Markdown for a tab without a model of its own (or a `hybrid` one, with a model and `uses`): the tasks it
+    uses, or why it cannot run here."""
     problem = zoo.composition_problem(plugin)
     if problem is not None:
         return (f"<div class='zoo-quarantine'>⚠️ {_html_code(problem.message)}<br><b>Fix:</b> "
@@ -175,6 +176,9 @@ def composition_note(zoo: Zoo, plugin: P.Plugin) -> str:
     if not plugin.uses:
         return "<span class='zoo-model-note'>Runs no model: it computes its outputs here.</span>"
     steps = ", ".join(f"{part.replace('_', ' ')}: {zoo.registry.get(task).title}" for part, task in plugin.uses.items())
+    if hybrid:
+        return (f"<span class='zoo-model-note'>Without a model of its own it uses other tabs ({steps}); "
+                "pick their models below.</span>")
     return f"<span class='zoo-model-note'>Uses other tabs ({steps}); pick their models below.</span>"
 
 
@@ -397,6 +401,8 @@ class TabBuilder:
             self.note = gr.Markdown(composition_note(self.zoo, self.plugin))
             return
         self.note = gr.Markdown(model_note(self.zoo, self.plugin, self.zoo.default_model(self.plugin)))
+        if self.plugin.uses:  # a hybrid: its model, and the tabs it uses when it runs without it
+            self.parts_note = gr.Markdown(composition_note(self.zoo, self.plugin, hybrid=True))
 
     def model_picker(self) -> Any:
         """The model dropdown: defaults and the known list; custom ids where allowed."""
@@ -412,9 +418,9 @@ class TabBuilder:
 
     def pickers(self) -> dict[str, Any]:
         """The tab's model parameters: `model`, a composite's `<part>_model` pickers, or none (model-less)."""
-        if self.plugin.models is not None:
-            return {"model": self.model_picker()}
-        return {P.part_model_name(part): self.part_picker(part, task) for part, task in self.plugin.uses.items()}
+        model = {"model": self.model_picker()} if self.plugin.models is not None else {}
+        parts = {P.part_model_name(part): self.part_picker(part, task) for part, task in self.plugin.uses.items()}
+        return {**parts, **model}  # a hybrid has both; `model` stays the last parameter, as in the API
 
     def part_picker(self, part: str, task: str) -> Any:
         """A composite part's model dropdown: the used task's choices; "" (its default) first."""
