@@ -577,7 +577,7 @@ def ground(question: str, reply: str, context: Sequence[Passage]) -> tuple[str, 
     for n, passage in enumerate(context, start=1):  # the model read a passage back instead of answering
         if f"[{n}] {passage.text[:40]}" in " ".join(reply.split()):
             return DECLINE, set(), "the model repeated a passage instead of answering"
-    bare = _PREAMBLE.sub("", _CITE.sub("", sentence).strip())
+    bare = _PREAMBLE.sub("", " ".join(_CITE.sub("", sentence).split()))
     bare = bare[:1].upper() + bare[1:]
     q_stems = set(terms(question))
     first_word = (_WORD.findall(bare) or [""])[0]
@@ -590,9 +590,9 @@ def ground(question: str, reply: str, context: Sequence[Passage]) -> tuple[str, 
         return DECLINE, set(), "the answer adds nothing to the question"
     passage_terms = [set(terms(p.text)) | {_stem(w) for w in _WORD.findall(p.text)} for p in context]
     union = set().union(*passage_terms)
-    missing = sorted((numbers | names) - union)
+    missing = [w for w in dict.fromkeys(new) if _stem(w) in (numbers | names) - union]
     if missing:
-        return DECLINE, set(), f"the answer's {', '.join(missing)} is not in the passages"
+        return DECLINE, set(), f"the answer's {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not in the passages"
     if _NUMBER_QUESTION.search(question) and not numbers:
         return DECLINE, set(), "the question asks for a number or a date and the answer has none from the passages"
     if _NAME_QUESTION.search(question) and not names:
@@ -613,7 +613,7 @@ def ground(question: str, reply: str, context: Sequence[Passage]) -> tuple[str, 
         return DECLINE, set(), "no single passage holds the answer's content"
     if max(coverage(question, context[n - 1].text) for n in holding) < MIN_SUPPORT_COVERAGE:
         return DECLINE, set(), "the passage holding the answer does not share the question's terms"
-    text = bare.rstrip(" ,;:")
+    text = re.sub(r"\s+([.,;:!?])", r"\1", bare).rstrip(" ,;:")
     if not text.endswith((".", "!", "?")):
         text += "."
     return f"{text[:-1]} {' '.join(f'[{n}]' for n in sorted(holding))}{text[-1]}", holding, ""

@@ -13,6 +13,7 @@ NO_ANSWER lists questions the document does not answer.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -82,11 +83,15 @@ def paragraphs_of(page: int) -> list[str]:
     return [heading, *paras]
 
 
+def holds(text: str, facts: Sequence[str]) -> bool:
+    """True when the text holds one of the facts as whole words (case-insensitive): "12" is not in "312"."""
+    return any(re.search(rf"(?<![\w,.]){re.escape(f)}(?![\w]|[,.]\d)", text, re.I) for f in facts)
+
+
 def fact_page(facts: Sequence[str]) -> int:
     """The 1-based page whose text holds one of the facts."""
     for number, (heading, paras) in enumerate(PAGES, start=1):
-        text = " ".join([heading, *paras]).lower()
-        if any(f.lower() in text for f in facts):
+        if holds(" ".join([heading, *paras]), facts):
             return number
     raise ValueError(f"no page holds {facts}")
 
