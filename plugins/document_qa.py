@@ -397,38 +397,49 @@ class DocumentQA(Plugin):
     # ------------------------------------------------------------------ indexing
     def index(self, paths: Sequence[str], question: str, values: dict[str, Any], ctx: RunContext
               ) -> tuple[list[Passage], list[list[float]], list[float], dict[str, Any]]:
-        """(passages, their vectors, the question's vector, what was reused): cached files are not re-embedded."""
+        """(passages, their vectors, the question's vector, what was reused): cached files are not re-embedded.
+
+        The question is embedded first, alone: that call also says which model the embedder part runs,
+        and the cache is keyed by that model and each file's content hash.
+        """
         started = time.perf_counter()
-        embedder = values.get("embedder_model") or ""
-        docs: list[tuple[str, str, list[Passage] | None, list[list[float]] | None]] = []
-        total = 0
-        for path in paths:
-            digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        digests = [hashlib.sha256(Path(path).read_bytes()).hexdigest() for path in paths]
+        question_vector, _, calls = self._embed(question, [], ctx)
+        embedder = ctx.models_used.get("embedder", values.get("embedder_model") or "")
+        docs: list[tuple[list[Passage], list[list[float]] | None]] = []
+        total, extract_seconds, hits = 0, 0.0, 0
+        for path, digest in zip(paths, digests):
             cached = INDEX_CACHE.get((embedder, f"{SPLIT_VERSION}:{digest}"))
-            if cached is not None:
-                passages, vectors = cached
+            hits += cached is not None
+            if cached is None:
+                t = time.perf_counter()
+                ctx.progress(None, f"Reading {_display_name(path)}")
+                docs.append((split_document(_display_name(path), extract_pages(path)), None))
+                extract_seconds += time.perf_counter() - t
             else:
-                passages, vectors = split_document(_display_name(path), extract_pages(path)), None
-            total += len(passages)
+                docs.append(cached)
+            total += len(docs[-1][0])
             if total > MAX_PASSAGES:
                 raise InvalidInput("documents", f"<{len(paths)} files, {total}+ passages>",
                                    f"must make at most {MAX_PASSAGES} passages in all",
                                    "ask about fewer or shorter files at a time")
-            docs.append((path, digest, passages, vectors))
-        extracted = time.perf_counter()
-        new = [(i, p) for i, (_, _, passages, vectors) in enumerate(docs) if vectors is None for p in passages]
-        question_vector, new_vectors, calls = self._embed(question, [p.text for _, p in new], ctx)
-        for position, (path, digest, passages, vectors) in enumerate(docs):
-            if vectors is None:
-                vectors = [v for (i, _), v in zip(new, new_vectors) if i == position]
-                INDEX_CACHE.put((embedder, f"{SPLIT_VERSION}:{digest}"), (passages, vectors))
-                docs[position] = (path, digest, passages, vectors)
-        all_passages = [p for _, _, passages, _ in docs for p in passages]
-        all_vectors = [v for _, _, _, vectors in docs for v in vectors]
-        info = {"files": len(paths), "passages": len(all_passages), "cached_files": len(paths) - len({i for i, _ in new}),
-                "embedded_passages": len(new), "embedder_calls": calls,
-                "extract_seconds": round(extracted - started, 3),
-                "embed_seconds": round(time.perf_counter() - extracted, 3)}
+        t = time.perf_counter()
+        new = [p for passages, vectors in docs if vectors is None for p in passages]
+        if new:
+            _, new_vectors, more = self._embed(question, [p.text for p in new], ctx)
+            calls += more
+            for position, ((passages, vectors), digest) in enumerate(zip(docs, digests)):
+                if vectors is None:
+                    vectors, new_vectors = new_vectors[:len(passages)], new_vectors[len(passages):]
+                    docs[position] = (passages, vectors)
+                    INDEX_CACHE.put((embedder, f"{SPLIT_VERSION}:{digest}"), (passages, vectors))
+        all_passages = [p for passages, _ in docs for p in passages]
+        all_vectors = [v for _, vectors in docs for v in vectors or []]
+        info = {"files": len(paths), "passages": len(all_passages),
+                "cached_files": hits,
+                "embedded_passages": len(new), "embedder_calls": calls, "embedder": embedder,
+                "extract_seconds": round(extract_seconds, 3), "embed_seconds": round(time.perf_counter() - t, 3),
+                "seconds": round(time.perf_counter() - started, 3)}
         return all_passages, all_vectors, question_vector, info
 
     def _embed(self, question: str, texts: list[str], ctx: RunContext) -> tuple[list[float], list[list[float]], int]:
@@ -484,7 +495,12 @@ class DocumentQA(Plugin):
         details["question"] = question
         passages, vectors, qvec, details["index"] = self.index(values["documents"], question, values, ctx)
         ranked = rank(question, passages, vectors, qvec)
-        top = ranked[:values["passages"]]
+        top: list[tuple[int, float, float, float]] = []
+        for item in ranked:  # the same text in two files (a .pdf and its .txt) is read once
+            if len(top) == values["passages"]:
+                break
+            if all(passages[item[0]].text != passages[kept[0]].text for kept in top):
+                top.append(item)
         retrieved = time.perf_counter()
         details["retrieval_seconds"] = round(retrieved - started, 3)
         context = [passages[i] for i, _, _, _ in top]
@@ -529,6 +545,34 @@ class DocumentQA(Plugin):
 
     def gpu_seconds(self, values: dict[str, Any]) -> float:
         return 60.0
+
+    def build_ui(self, ui: Any) -> bool:
+        """The generated tab without its generated example (a sample recording with no document would fail),
+        and an API note that uploads the files with handle_file."""
+        import gradio as gr
+
+        ui.header()
+        with gr.Row():
+            with gr.Column(scale=1):
+                run_btn, stop_btn = ui.inputs_column()
+            with gr.Column(scale=1):
+                ui.outputs_column()
+        ui.wire(run_btn, stop_btn)
+        with gr.Accordion("Use via API", open=False):
+            gr.Markdown(f"""```python
+from gradio_client import Client, handle_file
+
+client = Client({ui.api_url()!r})
+answer, sources, details = client.predict(
+    documents=[handle_file("report.pdf"), handle_file("notes.txt")],
+    question="What does the report say about the budget?",
+    question_audio=None,  # or handle_file("question.wav") with question=""
+    api_name="/{self.endpoint()}",
+)
+print(answer)
+```
+The same from the command line: `python -m zoo run {self.task} --documents report.pdf notes.txt --question "..."`.""")
+        return True
 
 
 def _display_name(path: str) -> str:
