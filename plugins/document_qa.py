@@ -83,6 +83,7 @@ _NUMBER_QUESTION = re.compile(r"^\s*(how (many|much|tall|high|long|old|far|deep|
 _PREAMBLE = re.compile(r"^(?:(?:the|this) (?:passage|passages|text|document)s? (?:mentions|says|states|shows|tells us) "
                        r"(?:that )?|according to (?:the )?(?:passage|passages|text|document)s?(?: \[\d+\])?,? ?|"
                        r"(?:the )?answer(?: is)?: ?)+", re.I)
+_HOW_MANY = re.compile(r"\s*how many ([^\W\d_]+)", re.I)
 _NAME_QUESTION = re.compile(r"^\s*(who|whom|whose)\b", re.I)
 
 
@@ -290,7 +291,15 @@ def _stem(word: str) -> str:
     w = word.lower().replace("’", "'")
     if w[0].isdigit():
         return re.sub(r"[.,]", "", w)
-    for suffix in ("'s", "ing", "ed", "es", "s", "ly"):
+    if w.endswith("'s"):
+        w = w[:-2]
+    if w.endswith("ies") and len(w) > 4:
+        w = w[:-3] + "y"
+    elif w.endswith(("ses", "xes", "zes", "ches", "shes")) and len(w) > 4:
+        w = w[:-2]
+    elif w.endswith("s") and not w.endswith("ss") and len(w) > 3:
+        w = w[:-1]
+    for suffix in ("ing", "ed", "ly"):
         if w.endswith(suffix) and len(w) - len(suffix) >= 3:
             w = w[: -len(suffix)]
             break
@@ -595,6 +604,11 @@ def rank(question: str, passages: Sequence[Passage], vectors: Sequence[Sequence[
     return sorted(scored, key=lambda s: -s[1])
 
 
+def _stems(text: str) -> set[str]:
+    """Every word's stem, stopwords included (numbers and names are looked up among these)."""
+    return {_stem(w) for w in _WORD.findall(text)}
+
+
 def coverage(question: str, passage: str) -> float:
     """The share of the question's content terms that a passage holds."""
     q = set(terms(question))
@@ -632,7 +646,7 @@ def ground(question: str, reply: str, context: Sequence[Passage]) -> tuple[str, 
     plain = {_stem(w) for w in new} - numbers - names
     if not new:
         return DECLINE, set(), "the answer adds nothing to the question"
-    passage_terms = [set(terms(p.text)) | {_stem(w) for w in _WORD.findall(p.text)} for p in context]
+    passage_terms = [_stems(p.text) for p in context]
     union = set().union(*passage_terms)
     missing = [w for w in dict.fromkeys(new) if _stem(w) in (numbers | names) - union]
     if missing:
@@ -657,6 +671,22 @@ def ground(question: str, reply: str, context: Sequence[Passage]) -> tuple[str, 
         return DECLINE, set(), "no single passage holds the answer's content"
     if max(coverage(question, context[n - 1].text) for n in holding) < MIN_SUPPORT_COVERAGE:
         return DECLINE, set(), "the passage holding the answer does not share the question's terms"
+    held = [context[n - 1].text for n in holding]
+    # The sentence that holds the answer must be about the question, not only its passage.
+    sentences = [x for text in held for x in _SENTENCE_END.split(text) if key & _stems(x)]
+    if not any(set(terms(x)) & q_stems for x in sentences):
+        return DECLINE, set(), "the sentence holding the answer is about something else"
+    # A number the question names (a year, say) must be in the passage: the document may cover only another.
+    asked = [w for w in _WORD.findall(question) if w[0].isdigit() and _stem(w) not in _stems(" ".join(held))]
+    if asked:
+        return DECLINE, set(), f"the passages say nothing about {', '.join(asked)}"
+    # "How many X": the answer's number must count X in the passage ("312 breeding pairs"), not something else.
+    counted = _HOW_MANY.match(question)
+    if counted and numbers:
+        noun = _stem(counted.group(1))
+        words = [_stem(w) for text in held for w in _WORD.findall(text)]
+        if not any(w in numbers and noun in words[i + 1:i + 4] for i, w in enumerate(words)):
+            return DECLINE, set(), f"the answer's number does not count {counted.group(1)}"
     text = re.sub(r"\s+([.,;:!?])", r"\1", bare).rstrip(" ,;:")
     if not text.endswith((".", "!", "?")):
         text += "."

@@ -72,8 +72,15 @@ QUESTIONS: list[tuple[str, tuple[str, ...]]] = [
 NO_ANSWER: list[str] = [
     "What is the capital of France?",
     "Who wrote the novel Pride and Prejudice?",
+    # About the island, but the almanac does not say: the passages are close, the answer is not there.
     "What is the population of Velmora?",
     "Which airline flies to Velmora?",
+    "When was the harbour museum opened?",
+    "What is the name of the mayor of Brisk?",
+    "Who won the Lantern Regatta in 2023?",
+    "How many bees live on the island?",
+    "When did Ilse Marrow die?",
+    "Who designed the Grevin lighthouse?",
 ]
 
 

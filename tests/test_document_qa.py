@@ -244,6 +244,10 @@ def test_grounding_keeps_a_supported_answer_and_fixes_its_citation() -> None:
     ("What colour is the ferry?", "The ferry is bright purple and yellow.", "not in the passages"),
     ("What is the population of the island?", "Odo Brannic kept a diary [2].", "does not share the question"),
     ("What?", "", "no answer"),
+    ("When was the Grevin lighthouse painted?", "It was painted on 9 October 1871 [1].", "about something else"),
+    ("How long did the ferry take in 2023?", "The ferry takes 95 minutes [3].", "say nothing about 2023"),
+    ("How many keepers did the lighthouse have?", "The keeper for 31 years was Odo Brannic [2].",
+     "does not count keepers"),
 ])
 def test_grounding_declines_what_the_passages_do_not_hold(question: str, reply: str, reason: str) -> None:
     answer, cited, why = ground(question, reply, CONTEXT)
