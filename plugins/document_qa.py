@@ -20,9 +20,14 @@ readily, so the answer is replaced by the fixed decline sentence `DECLINE` when:
 - the model says it cannot answer;
 - the answer's key content (numbers, names, new words) is not in the retrieved passages, or
   the answer does not have the kind of content the question asks for (a number for "how many",
-  "when"; a name for "who"), or the passage holding it does not share the question's terms.
-The answer cites the prompt's passage numbers, like [2]; when the model cites none, or one
-that does not hold the answer's content, the citation goes to the passage that does.
+  "when"; a name for "who"), or the passage holding it does not share the question's terms, or
+  the sentence holding it shares none of them, or a number the question names (a year) is not
+  in that passage, or a "how many X" answer's number does not count X there.
+The first try shows the model the best few passages; when its answer fails the check, a second
+try shows it the best passage alone, and only then does it decline. The answer cites the
+prompt's passage numbers, like [2] (the rows of the sources table); when the model cites none,
+or one that does not hold the answer's content, the citation goes to the passage that does.
+The same passage text in two files (a PDF and its .txt export) is shown to the model once.
 """
 
 from __future__ import annotations
@@ -56,6 +61,8 @@ SYSTEM_PROMPT = ("You answer questions using only the numbered passages. Reply w
                  "cites the passage number in brackets, like [2]. If the passages do not answer the question, "
                  f"reply exactly: {DECLINE}")
 
+PROMPT = "Passages:\n{passages}\n\nQuestion: {question}"
+
 # Retrieval and grounding thresholds (MiniLM cosine, hybrid score, coverage fractions).
 MIN_COSINE = 0.25  # the best passage must be at least this close in meaning...
 MIN_LEXICAL = 0.34  # ...or share this fraction of the question's (rarity-weighted) terms
@@ -82,7 +89,7 @@ _NUMBER_QUESTION = re.compile(r"^\s*(how (many|much|tall|high|long|old|far|deep|
                               r"(in |during )?(what|which) (year|date|day|month|decade|century|age)|when)\b", re.I)
 _PREAMBLE = re.compile(r"^(?:(?:the|this) (?:passage|passages|text|document)s? (?:mentions|says|states|shows|tells us) "
                        r"(?:that )?|according to (?:the )?(?:passage|passages|text|document)s?(?: \[\d+\])?,? ?|"
-                       r"(?:the )?answer(?: is)?: ?)+", re.I)
+                       r"(?:the )?answer(?: to (?:this|the|your) question)?(?: is)?: ?)+", re.I)
 _HOW_MANY = re.compile(r"\s*how many ([^\W\d_]+)", re.I)
 _NAME_QUESTION = re.compile(r"^\s*(who|whom|whose)\b", re.I)
 
@@ -534,7 +541,7 @@ class DocumentQA(Plugin):
         details["attempts"] = []
         for number, shown in enumerate(attempts, start=1):
             numbered = "\n".join(f"[{n}] {p.text}" for n, p in enumerate(shown, start=1))
-            message = f"Passages:\n{numbered}\n\nQuestion: {question}"
+            message = PROMPT.format(passages=numbered, question=question)
             reply = ""
             for out in ctx.stream("chat", message=message, history=[], system_prompt=SYSTEM_PROMPT,
                                   temperature=0.0, max_new_tokens=values["max_new_tokens"], repetition_penalty=1.0):

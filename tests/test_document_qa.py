@@ -231,6 +231,8 @@ def test_grounding_keeps_a_supported_answer_and_fixes_its_citation() -> None:
     answer, cited, _ = ground("How long is the ferry crossing to Brisk?",
                               "According to the passages, the ferry takes 95 minutes [1]. Also it is blue.", CONTEXT)
     assert answer == "The ferry takes 95 minutes [3]." and cited == {3}
+    answer, _, _ = ground("Who kept the lighthouse?", "The answer to the question is: Odo Brannic", CONTEXT)
+    assert answer == "Odo Brannic [2]."
 
 
 @pytest.mark.parametrize("question, reply, reason", [
