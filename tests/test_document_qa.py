@@ -352,12 +352,29 @@ def browser() -> Iterator[Any]:
         launched.close()
 
 
+def check_document_qa(z: Any, panel: Any, plugin: Any, tmp_path: Path) -> None:
+    """The tab: upload a PDF, type a question, Run; the answer cites [n] and the sources table shows the
+    cited passage with its file. Usable as tests/test_browser.py CHECKS["document-qa"]."""
+    pdf = doc.write_pdf(tmp_path / "almanac.pdf")
+    z.field("document-qa", "documents").locator("input[type=file]").first.set_input_files(str(pdf))
+    z.field("document-qa", "documents").get_by_text("almanac.pdf").first.wait_for(timeout=20_000)
+    z.fill_text("document-qa", "question", "How tall is the Grevin lighthouse?")
+    z.run("document-qa", panel)
+    answer = z.field("document-qa", "answer", output=True)
+    sources = z.field("document-qa", "sources", output=True)
+    z.wait_done(panel, lambda: "[" in z.text_value(answer) and bool(z.read_output(sources, "Table")), 180)
+    shown, rows = z.text_value(answer), z.read_output(sources, "Table")
+    z.screenshot("document-qa")
+    assert "47" in shown and "[1]" in shown, shown
+    cited = [row for row in rows if "✓" in str(row)]
+    assert cited and any("almanac.pdf" in str(row) and "47 metres" in str(row) for row in cited), rows
+
+
 @pytest.mark.browser
 @pytest.mark.real
 def test_browser_pdf_upload_question_answer_and_sources(browser: Any, real_app_server: Any, tmp_path: Path) -> None:
     from browser_helpers import PageErrors, ZooPage
 
-    pdf = doc.write_pdf(tmp_path / "almanac.pdf")
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(30_000)
     page = context.new_page()
@@ -366,19 +383,7 @@ def test_browser_pdf_upload_question_answer_and_sources(browser: Any, real_app_s
     try:
         z = ZooPage(page, real_app_server.url).open()
         panel = z.open_tab("Ask your documents", "tab-document-qa")
-        z.field("document-qa", "documents").locator("input[type=file]").first.set_input_files(str(pdf))
-        z.field("document-qa", "documents").get_by_text("almanac.pdf").first.wait_for(timeout=20_000)
-        z.fill_text("document-qa", "question", "How tall is the Grevin lighthouse?")
-        z.run("document-qa", panel)
-        answer = z.field("document-qa", "answer", output=True)
-        sources = z.field("document-qa", "sources", output=True)
-        z.wait_done(panel, lambda: "[" in z.text_value(answer) and bool(z.read_output(sources, "Table")), 180)
-        shown = z.text_value(answer)
-        rows = z.read_output(sources, "Table")
-        z.screenshot("document-qa")
-        assert "47" in shown and "[1]" in shown, shown
-        cited = [row for row in rows if "✓" in str(row)]
-        assert cited and any("almanac.pdf" in str(row) and "47 metres" in str(row) for row in cited), rows
+        check_document_qa(z, panel, None, tmp_path)
     finally:
         context.close()
     assert not errors.entries, errors.entries
