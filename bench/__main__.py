@@ -554,9 +554,17 @@ def bench_workers(runs: int) -> list[Row]:
     return [Row(**r) for r in measure(runs)]
 
 
+def bench_document_qa(runs: int) -> list[Row]:
+    """Ask your documents: first vs second question on the same files, retrieval vs answer (bench/document_qa.py)."""
+    from bench.document_qa import measure
+
+    return [Row(**r) for r in measure(runs)]
+
+
 SECTIONS = {"coldstart": bench_coldstart, "textgen": bench_textgen, "load": bench_load, "asr": bench_asr,
             "image": bench_image, "concurrency": bench_concurrency, "threads": bench_threads,
-            "portable": bench_portable, "chatload": bench_chatload, "workers": bench_workers}
+            "portable": bench_portable, "chatload": bench_chatload, "workers": bench_workers,
+            "document_qa": bench_document_qa}
 
 
 def machine() -> dict[str, str]:

@@ -10,7 +10,9 @@ Every passage and the query become one vector each: the model's last hidden stat
 mean-pooled over the real (non-padding) tokens, then L2-normalised, so a dot product is
 the cosine similarity. Models published with a sentence-transformers `1_Pooling` config
 that asks for the [CLS] token (BGE, for instance) get that instead. Passages are embedded
-in batches, shortest first, so each batch pads little.
+in batches, shortest first, so each batch pads little. `return_vectors` adds those unit
+vectors to details (query, then the passages in their order), so a caller can keep a
+document's vectors and later embed only a new query (plugins/document_qa.py does).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any, Iterator, Sequence
 
 from plugins.kinds import FEATURE_EXTRACTION
 from zoo.errors import InvalidInput
-from zoo.plugin import Int, Json, Limits, ModelChoices, Plugin, RunContext, Table, Text
+from zoo.plugin import Bool, Int, Json, Limits, ModelChoices, Plugin, RunContext, Table, Text
 
 BATCH_SIZE = 32  # passages per forward pass: big enough to amortise, small enough for a 2-core CPU
 MAX_PASSAGES = 5000
@@ -62,7 +64,9 @@ class SentenceSimilarity(Plugin):
         Text("documents", lines=10, info=DOCUMENTS_RULE,
              placeholder="Paste passages here: one per line, or paragraphs separated by a blank line."),
     )
-    options = (Int("top_k", 5, 1, 100, label="Passages to show", info="How many of the best passages to return"),)
+    options = (Int("top_k", 5, 1, 100, label="Passages to show", info="How many of the best passages to return"),
+               Bool("return_vectors", False, label="Return vectors",
+                    info="Add the query's and every passage's unit vector to details (for callers that cache them)"))
     outputs = (
         Table("results", headers=("rank", "score", "passage"), label="Best passages"),
         Json("details", label="Details"),
@@ -107,6 +111,8 @@ class SentenceSimilarity(Plugin):
             "query": values["query"], "model": model.ref, "pooling": pooling, "max_tokens": max_length,
             "passages": len(passages), "results": ranked,
         }
+        if values.get("return_vectors"):  # in passage order, so a caller can cache them and score new queries
+            details["vectors"] = {"query": query[0].tolist(), "documents": docs.tolist()}
         if ctx.is_tiny:
             details["note"] = ("Tiny random-weight model: the scores are noise. It shows the plumbing offline; "
                                f"pick {self.models.offline} or {self.models.online} for real search.")

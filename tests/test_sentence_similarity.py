@@ -114,3 +114,20 @@ def test_real_search_ranks_the_relevant_passage_first(real_zoo: Zoo) -> None:
         assert result["details"]["pooling"] == "mean" and result["details"]["max_tokens"] == 256
     print(f"semantic search: {hits}/{len(SEARCH_CASES)} queries rank the relevant passage first")
     assert hits >= 4
+
+
+def test_return_vectors_gives_unit_vectors_in_passage_order(tiny_zoo: Zoo) -> None:
+    import math
+
+    plain = tiny_zoo.run("sentence-similarity", query="plants", documents="\n".join(PASSAGES[:4]), top_k=2)
+    assert "vectors" not in plain["details"]  # off by default
+    result = tiny_zoo.run("sentence-similarity", query="plants", documents="\n".join(PASSAGES[:4]), top_k=2,
+                          return_vectors=True)
+    vectors = result["details"]["vectors"]
+    assert len(vectors["documents"]) == 4 and len(vectors["query"]) == len(vectors["documents"][0]) > 8
+    for v in (vectors["query"], *vectors["documents"]):
+        assert math.isclose(math.fsum(x * x for x in v), 1.0, abs_tol=1e-4)
+    # The dot products are the scores the ranking reports, passage by passage.
+    for r in result["details"]["results"]:
+        dot = math.fsum(a * b for a, b in zip(vectors["query"], vectors["documents"][r["index"]]))
+        assert dot == pytest.approx(r["score"], abs=1e-3)

@@ -52,7 +52,7 @@ def test_tabs_built_from_the_hooks_keep_their_endpoints_and_ids(settings: Settin
     assert sorted(info["named_endpoints"]) == ["/chat", "/sentence_similarity", "/shout_ui_test"]
     assert _parameters(info, "/chat") == ["message", "history", "system_prompt", "max_new_tokens", "temperature",
                                           "top_p", "top_k", "repetition_penalty", "seed", "model"]
-    assert _parameters(info, "/sentence_similarity") == ["query", "documents", "top_k", "model"]
+    assert _parameters(info, "/sentence_similarity") == ["query", "documents", "top_k", "return_vectors", "model"]
     assert _parameters(info, "/shout_ui_test") == ["text", "model"]
     ids = {getattr(block, "elem_id", None) for block in demo.blocks.values()}
     chat_ids = {"chat-conversation", "chat-message", "chat-send", "chat-stop", "chat-retry", "chat-undo",
