@@ -25,6 +25,7 @@ import pytest
 from browser_helpers import CHROMIUM, CHROMIUM_ARGS, PageErrors, ZooPage, install_fake_distribution
 from servers import AppServer, start_app
 from speech import synthesise
+from test_document_qa import check_document_qa
 from test_image_text_to_text import check_image_question
 from zoo import plugin as P
 from zoo.models.devices import describe_device
@@ -352,6 +353,7 @@ CHECKS: dict[str, Callable[[ZooPage, Any, P.Plugin, Path], None]] = {
     "automatic-speech-recognition": check_speech_recognition,
     "sentence-similarity": check_semantic_search,
     "image-text-to-text": check_image_question,
+    "document-qa": check_document_qa,
 }
 
 
