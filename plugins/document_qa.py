@@ -402,7 +402,7 @@ class DocumentQA(Plugin):
         Table("sources", headers=("passage", "source", "page", "score", "cited", "text"), label="Passages used"),
         Json("details", label="Details"),
     )
-    examples = ()  # an upload is needed: the tab's file picker is one click away
+    examples = ()  # an upload is needed: build_ui offers SAMPLE_DOCUMENT with SAMPLE_QUESTIONS
 
     def check(self, values: dict[str, Any], limits: Limits) -> None:
         audio = values.get("question_audio")
@@ -574,6 +574,9 @@ class DocumentQA(Plugin):
             with gr.Column(scale=1):
                 ui.outputs_column()
         ui.wire(run_btn, stop_btn)
+        sample = sample_document()
+        ui.examples([{"documents": [sample], "question": q} for q in SAMPLE_QUESTIONS],
+                    names=["documents", "question"])
         with gr.Accordion("Use via API", open=False):
             gr.Markdown(f"""```python
 from gradio_client import Client, handle_file
@@ -589,6 +592,38 @@ print(answer)
 ```
 The same from the command line: `python -m zoo run {self.task} --documents report.pdf notes.txt --question "..."`.""")
         return True
+
+
+#: The tab's example document: a made-up club's handbook, so the answers can only come from the file.
+SAMPLE_DOCUMENT = """# The Larkfield Chess Club handbook
+
+## Meetings
+The Larkfield Chess Club meets every Thursday at 7 pm in the back room of the Copper Kettle cafe.
+The club was founded in 1987 by Agnes Morrow, a retired railway engineer.
+
+## Membership
+Membership costs 35 pounds a year, or 15 pounds for students.
+New members may attend three evenings for free before they join.
+
+## Tournaments
+The spring tournament is held on the second Saturday of April.
+Its winner receives the Morrow Cup, a silver cup made in 1990.
+"""
+SAMPLE_QUESTIONS = ("When does the club meet?", "How much does membership cost for students?",
+                    "Who founded the club?", "What does the club serve for dinner?")
+
+
+def sample_document(folder: Path | None = None) -> str:
+    """The example document as a .md file, written once (the repo holds no sample files)."""
+    from zoo.ui import sample_dir
+
+    path = (folder or sample_dir()) / "larkfield-chess-club.md"
+    if not path.is_file() or path.read_text(encoding="utf-8") != SAMPLE_DOCUMENT:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(SAMPLE_DOCUMENT, encoding="utf-8")
+        tmp.replace(path)
+    return str(path)
 
 
 def _display_name(path: str) -> str:
