@@ -410,30 +410,31 @@ def test_cli_runs_a_typed_and_a_spoken_turn(question: Path, model_cache_dir: Pat
 
 
 # Questions whose answers SmolLM2-135M knows and says in one short sentence at temperature 0, heard right by
-# whisper tiny.en from espeak-ng (e.g. "capital of France" is heard as "capital on France", "days in a week"
-# as "days aren't there", so those are left out), each with the fact its answer must hold.
-SPOKEN_QUESTIONS = (
-    "What is the capital of Japan?",
-    "What is the capital of the United Kingdom?",
-    "How many legs does a spider have?",
-    "How many hours are there in a day?",
-    "What is the largest ocean on Earth?",
-    "What is the currency of Japan?",
-)
+# whisper tiny.en from espeak-ng (tests/facts.py's "capital of France" is heard as "capital on France", "days
+# in a week" as "days aren't there", "opposite of hot" as "opposite of heart", so those are left out), each
+# with the fact its answer must hold. Short answers keep the reply audio short, and the test quick.
+SPOKEN_QUESTIONS = {
+    "What is the capital of Japan?": dict(FACTS)["What is the capital of Japan?"],
+    "What is the capital of the United Kingdom?": dict(FACTS)["What is the capital of the United Kingdom?"],
+    "How many legs does a spider have?": dict(FACTS)["How many legs does a spider have?"],
+    "How many hours are there in a day?": dict(FACTS)["How many hours are there in a day?"],
+    "How many months are there in a year?": r"\b(12|twelve)\b",
+    "What is the capital of China?": r"\bBeijing\b",
+}
 GREEDY = dict(temperature=0.0, repetition_penalty=1.0, seed=0, max_new_tokens=64)
 
 
 @pytest.mark.real
+@pytest.mark.slow  # about 45 s on a shared 2-core machine, loading the three models included
 def test_real_spoken_questions_get_the_right_fact_and_the_spoken_reply_matches_its_text(
         real_zoo: Zoo, tmp_path: Path) -> None:
-    facts = dict(FACTS)
     right, rates, lines = 0, [], []
-    for i, q in enumerate(SPOKEN_QUESTIONS):
+    for i, (q, fact) in enumerate(SPOKEN_QUESTIONS.items()):
         wav = synthesise(q, tmp_path / f"q{i}.wav")
         out = real_zoo.run(TASK, audio=str(wav), **GREEDY)
         models = out["details"]["models"]
         assert not any(m.startswith("tiny:") for m in models.values()), models
-        ok = is_right(out["reply"], facts[q])
+        ok = is_right(out["reply"], fact)
         right += ok
         back = real_zoo.run("automatic-speech-recognition", audio=out["audio"], timestamps=False)["text"]
         rate = wer(out["reply"], back)
