@@ -512,6 +512,7 @@ def voice_app(model_cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 @pytest.mark.browser
 @pytest.mark.real
+@pytest.mark.slow  # a fresh app loads the three models on the first question: about 40 s
 def test_browser_spoken_question_is_answered_aloud(voice_app: Any, question: Path, silence: Path) -> None:
     from playwright.sync_api import sync_playwright
 
