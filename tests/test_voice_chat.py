@@ -561,3 +561,38 @@ def test_browser_spoken_question_is_answered_aloud(voice_app: Any, question: Pat
         assert "Tokyo" in conversation.locator("[data-testid=bot]").last.inner_text()
         browser.close()
     assert not errors.entries, "\n".join(errors.entries)
+
+
+@pytest.mark.browser
+@pytest.mark.real
+def test_browser_microphone_recording_is_sent_when_it_stops(voice_app: Any, tmp_path: Path) -> None:
+    """Chromium's fake microphone plays a spoken question (then silence); stopping the recording sends it."""
+    import numpy as np
+    from playwright.sync_api import sync_playwright
+
+    from browser_helpers import CHROMIUM, CHROMIUM_ARGS, PageErrors, ZooPage
+
+    spoken = zoo_audio.decode(synthesise("What is the capital of Japan?", tmp_path / "q.wav"), sample_rate=48000)
+    mic = zoo_audio.write_wav(tmp_path / "mic.wav", np.concatenate([spoken, np.zeros(48000 * 4, np.float32)]), 48000)
+    flags = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+             f"--use-file-for-fake-audio-capture={mic}"]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + flags)
+        page = browser.new_context(viewport={"width": 1280, "height": 900}, permissions=["microphone"]).new_page()
+        page.set_default_timeout(30_000)
+        errors = PageErrors()
+        errors.attach(page)
+        z = ZooPage(page, voice_app.url).open()
+        panel = z.open_tab("Voice chat", f"tab-{TASK}")
+        z.open_accordion(panel, "Advanced options")
+        z.set_number(TASK, "temperature", 0)
+        box = page.locator(f"#zoo-{TASK}-in-audio")
+        box.locator("button.record-button").click()
+        time.sleep(len(spoken) / 48000 + 1.0)  # the question and a moment of silence
+        box.locator("button.stop-button").first.click()
+        reply = page.locator(f"#zoo-{TASK}-out-reply")
+        z.wait_done(panel, lambda: "Tokyo" in z.text_value(reply))
+        assert "japan" in z.text_value(page.locator(f"#zoo-{TASK}-out-transcript")).lower()
+        assert page.locator("#voice-chat-conversation [data-testid=user]").count() == 1  # sent once
+        browser.close()
+    assert not errors.entries, "\n".join(errors.entries)
