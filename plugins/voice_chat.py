@@ -55,7 +55,8 @@ class _OptionalAudio(Audio):
     """A recording that may be left out (the message is typed instead): empty is None, anything else as Audio."""
 
     def check(self, value: Any, limits: Limits) -> str | None:
-        if value is None or value == "" or (isinstance(value, Mapping) and not (value.get("path") or value.get("name"))):
+        empty_upload = isinstance(value, Mapping) and not (value.get("path") or value.get("name"))
+        if value is None or value == "" or empty_upload:
             return None
         return super().check(value, limits)
 
@@ -174,7 +175,8 @@ class VoiceChat(Plugin):
                 state["audio"] = join_wavs(state["sentence_audio"], ctx)
                 details["reply_audio_seconds"] = wav_seconds(state["audio"])
             else:
-                details["note"] = "The reply has no words to speak." if state["reply"].strip() else "The reply is empty."
+                details["note"] = ("The reply has no words to speak." if state["reply"].strip()
+                                   else "The reply is empty.")
             timings["total_s"] = since()
             details["models"] = dict(ctx.models_used)
             yield _copy(state)
@@ -220,8 +222,8 @@ class VoiceChat(Plugin):
                                      feedback_options=None, elem_id="voice-chat-conversation",
                                      placeholder="Record a question, upload one, or type below.")
                 with gr.Row(equal_height=True):
-                    message = gr.Textbox(show_label=False, placeholder=fields["message"].placeholder, lines=1,
-                                         max_lines=6, scale=6, elem_id=f"zoo-{task}-in-message")
+                    message = gr.Textbox(label="Message", show_label=False, placeholder=fields["message"].placeholder,
+                                         lines=1, max_lines=6, scale=6, elem_id=f"zoo-{task}-in-message")
                     send_btn = gr.Button("Send", variant="primary", scale=1, min_width=80, elem_id=f"zoo-{task}-run")
                     stop_btn = gr.Button("Stop", variant="stop", scale=1, min_width=80, elem_id=f"zoo-{task}-stop")
                 recording = gr.Audio(sources=["microphone", "upload"], type="filepath", label=fields["audio"].title,

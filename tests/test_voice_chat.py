@@ -248,7 +248,8 @@ def test_a_missing_sub_model_is_a_clear_error_in_the_endpoint_and_the_tab(settin
     assert TASK in zoo.registry
     with pytest.raises(UnknownPlugin) as err:
         zoo.run(TASK, message="hi")
-    assert "its part `voice` uses task `text-to-speech`, and no plugin for `text-to-speech` is served here" in str(err.value)
+    assert ("its part `voice` uses task `text-to-speech`, and no plugin for `text-to-speech` is served here"
+            in str(err.value))
     # The tab says so before anyone presses Send, and Send gives the same error, the conversation kept.
     import gradio as gr
 
