@@ -561,10 +561,17 @@ def bench_document_qa(runs: int) -> list[Row]:
     return [Row(**r) for r in measure(runs)]
 
 
+def bench_voice_chat(runs: int) -> list[Row]:
+    """Voice chat latency, a spoken question against the same question typed (bench/voice_chat.py)."""
+    from bench.voice_chat import measure
+
+    return [Row(**r) for r in measure(runs)]
+
+
 SECTIONS = {"coldstart": bench_coldstart, "textgen": bench_textgen, "load": bench_load, "asr": bench_asr,
             "image": bench_image, "concurrency": bench_concurrency, "threads": bench_threads,
             "portable": bench_portable, "chatload": bench_chatload, "workers": bench_workers,
-            "document_qa": bench_document_qa}
+            "document_qa": bench_document_qa, "voice_chat": bench_voice_chat}
 
 
 def machine() -> dict[str, str]:

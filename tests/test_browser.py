@@ -144,9 +144,17 @@ def check_furniture(z: ZooPage, panel: Any, plugin: P.Plugin) -> None:
     task, text = plugin.task, re.sub(r"\s+", " ", panel.inner_text())
     first_sentence = plain(plugin.description).split(". ")[0]
     assert first_sentence in text, f"{task}: description {first_sentence!r} not shown"
-    model = z.field(task, "model").locator("input").first.input_value()
-    assert model, f"{task}: no model in the picker"
-    if parse_ref(model).scheme == "tiny":
+    if plugin.models is None:  # a composite: a picker per part, and a note naming the tabs it uses
+        for part in plugin.uses:
+            assert z.field(task, P.part_model_name(part)).count(), f"{task}: no picker for its part {part}"
+        assert ("Uses other tabs" if plugin.uses else "Runs no model") in text, f"{task}: no note on what it runs"
+        model = ""
+    else:
+        model = z.field(task, "model").locator("input").first.input_value()
+        assert model, f"{task}: no model in the picker"
+    if not model:
+        pass
+    elif parse_ref(model).scheme == "tiny":
         assert "Tiny random-weight model" in text and "outputs are noise" in text, f"{task}: no tiny-model note"
     else:
         assert "Model:" in text, f"{task}: no model note"
@@ -345,6 +353,24 @@ def check_speech_recognition(z: ZooPage, panel: Any, plugin: P.Plugin, tmp_path:
     assert srt.get("name", "").endswith(".srt"), srt
 
 
+def check_voice_chat(z: ZooPage, panel: Any, plugin: P.Plugin, tmp_path: Path) -> None:
+    """Voice chat, typed: the first example is asked, the reply streams into the conversation and its box,
+    and the spoken reply reaches the player. (tests/test_voice_chat.py asks aloud, with the microphone too.)"""
+    task = plugin.task
+    load_first_example(z, panel, plugin)
+    z.run(task, panel)
+    reply = z.page.locator(f"#zoo-{task}-out-reply")
+    z.wait_done(panel, lambda: bool(z.text_value(reply).strip()))
+    bot = z.page.locator("#voice-chat-conversation [data-testid=bot]")
+    assert bot.count() == 1 and bot.last.inner_text().strip(), "the reply is not in the conversation"
+    assert plugin.examples[0]["message"] in z.page.locator("#voice-chat-conversation [data-testid=user]").last.inner_text()
+    deadline = time.perf_counter() + 20
+    player = z.page.locator(f"#zoo-{task}-out-audio")
+    while not player.evaluate("e => { const a = e.querySelector('audio'); return !!(a && a.src) }"):
+        assert time.perf_counter() < deadline, "the spoken reply never reached the player"
+        time.sleep(0.1)
+
+
 CHECKS: dict[str, Callable[[ZooPage, Any, P.Plugin, Path], None]] = {
     "text-generation": check_text_generation,
     "conversational": check_chat,
@@ -354,6 +380,7 @@ CHECKS: dict[str, Callable[[ZooPage, Any, P.Plugin, Path], None]] = {
     "sentence-similarity": check_semantic_search,
     "image-text-to-text": check_image_question,
     "document-qa": check_document_qa,
+    "voice-chat": check_voice_chat,
 }
 
 
