@@ -363,15 +363,6 @@ def _dot(a: Sequence[float], b: Sequence[float]) -> float:
 # --------------------------------------------------------------------------- the plugin
 
 
-class OptionalAudio(Audio):
-    """An Audio input that may be left empty (None): the question can be typed instead."""
-
-    def check(self, value: Any, limits: Limits) -> str | None:
-        if value is None or value == "" or value == {}:
-            return None
-        return super().check(value, limits)
-
-
 class DocumentQA(Plugin):
     """Retrieval-augmented answers from uploaded documents, with citations and a decline when unsure."""
 
@@ -390,7 +381,7 @@ class DocumentQA(Plugin):
         File("documents", multiple=True, file_types=FILE_TYPES, label="Documents",
              info=f"One or more {', '.join(FILE_TYPES[:4])} files"),
         Text("question", lines=2, required=False, placeholder="What do you want to know from these documents?"),
-        OptionalAudio("question_audio", None, sources=("microphone", "upload"), label="Or ask aloud",
+        Audio("question_audio", None, required=False, sources=("microphone", "upload"), label="Or ask aloud",
               info="Used when the question box is empty"),
     )
     options = (
@@ -585,7 +576,7 @@ client = Client({ui.api_url()!r})
 answer, sources, details = client.predict(
     documents=[handle_file("report.pdf"), handle_file("notes.txt")],
     question="What does the report say about the budget?",
-    question_audio=None,  # or handle_file("question.wav") with question=""
+    # or question="" and question_audio=handle_file("question.wav")
     api_name="/{self.endpoint()}",
 )
 print(answer)

@@ -51,16 +51,6 @@ ABBREVIATIONS = frozenset({"mr", "mrs", "ms", "dr", "prof", "st", "sr", "jr", "v
 _NOT_WORDS = re.compile(r"\[[^\]]*\]|\([^)]*\)|\*[^*]*\*|♪+")
 
 
-class _OptionalAudio(Audio):
-    """A recording that may be left out (the message is typed instead): empty is None, anything else as Audio."""
-
-    def check(self, value: Any, limits: Limits) -> str | None:
-        empty_upload = isinstance(value, Mapping) and not (value.get("path") or value.get("name"))
-        if value is None or value == "" or empty_upload:
-            return None
-        return super().check(value, limits)
-
-
 class VoiceChat(Plugin):
     """Speech recognition, then chat with the conversation so far, then the reply spoken sentence by sentence."""
 
@@ -75,7 +65,7 @@ class VoiceChat(Plugin):
     uses = {"transcriber": "automatic-speech-recognition", "chat": "conversational", "voice": "text-to-speech"}
     api_name = "voice_chat"
     inputs = (
-        _OptionalAudio("audio", label="Spoken question", info="Record or upload; leave empty to type instead"),
+        Audio("audio", required=False, label="Spoken question", info="Record or upload; leave empty to type instead"),
         Text("message", required=False, lines=1, placeholder="…or type a message and press Enter",
              info="Used when there is no recording (it skips speech recognition)"),
         Json("history", default=[], info='OpenAI-style messages: [{"role": "user", "content": "..."}, ...]'),

@@ -277,11 +277,14 @@ def test_app_endpoint_answers_an_uploaded_pdf(app_server: Any, files: dict[str, 
     client = Client(app_server.url, verbose=False)
     answer, sources, details = client.predict(documents=[handle_file(str(files["pdf"]))],
                                               question="How tall is the Grevin lighthouse?",
-                                              question_audio=None, api_name="/ask_documents")
+                                              api_name="/ask_documents")  # question_audio is optional
     assert isinstance(answer, str) and answer
     rows = sources["data"] if isinstance(sources, dict) else sources
     assert rows and all(row[1] == "almanac.pdf" and 1 <= int(row[2]) <= 4 for row in rows)
     assert details["index"]["files"] == 1 and details["index"]["passages"] >= 8
+    params = {p["parameter_name"]: p for p in client.view_api(print_info=False, return_format="dict")[
+        "named_endpoints"]["/ask_documents"]["parameters"]}
+    assert params["question_audio"]["parameter_has_default"] and not params["documents"]["parameter_has_default"]
 
 
 # --------------------------------------------------------------------------- real weights

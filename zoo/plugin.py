@@ -188,14 +188,19 @@ class Image(Field):
 
 @dataclass(frozen=True)
 class Audio(Field):
-    """An audio file path (upload or microphone); as an output, `autoplay` plays it as soon as it arrives."""
+    """An audio file path (upload or microphone); as an output, `autoplay` plays it as soon as it arrives.
+
+    `required=False`: the input may be left empty (run() then gets None), e.g. a question typed instead."""
 
     sources: tuple[str, ...] = ("upload", "microphone")
     autoplay: bool = False
+    required: bool = True
 
-    def check(self, value: Any, limits: "Limits") -> str:
+    def check(self, value: Any, limits: "Limits") -> str | None:
         if isinstance(value, Mapping):  # gradio_client sends FileData dicts
             value = value.get("path") or value.get("name")
+        if not value and not self.required:
+            return None
         if not value or not isinstance(value, str):
             raise InvalidInput(self.name, value, "must be an audio file", "upload a file or record from the microphone")
         return value

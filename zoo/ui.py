@@ -382,6 +382,10 @@ def throttle(items: Iterator[Any], interval: float = STREAM_INTERVAL) -> Iterato
         yield pending
 
 
+#: The signature default of an endpoint parameter that follows an optional one (see TabBuilder.handler).
+_PASSED_BY_GRADIO = object()
+
+
 class TabBuilder:
     """Builds one plugin's tab; its helpers are there for plugins with their own UI."""
 
@@ -490,7 +494,16 @@ class TabBuilder:
             finally:
                 ctx.cancel_event.set()  # Stop, disconnect or done: let background work end
 
-        params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names]
+        # An input that may be left empty (an optional recording) is optional over the API too: a
+        # gradio_client caller leaves it out instead of passing None.
+        # (Gradio reads a None default as "optional"; the parameters after one need some default too,
+        # and get a marker that is not None, so that they stay required. Gradio always passes every one.)
+        optional = {f.name for f in plugin.fields() if isinstance(f, P.Audio) and not f.required}
+        params, seen = [], False
+        for n in names:
+            seen = seen or n in optional
+            default = {"default": None if n in optional else _PASSED_BY_GRADIO} if seen else {}
+            params.append(inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, **default))
         params.append(inspect.Parameter("progress", inspect.Parameter.KEYWORD_ONLY, default=gr.Progress()))
         run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         run.__name__ = plugin.endpoint()
