@@ -109,6 +109,25 @@ def test_truncation_keeps_labels_aligned_and_drops_rows_left_without_a_reply(tmp
     assert "raise max_length" in str(err.value)
 
 
+def test_the_loss_is_the_models_own_with_the_head_run_on_labelled_tokens_only(tmp_path: Path, tiny_base: Path) -> None:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_base)
+    sets = lora.prepare(lora_data.write(tmp_path / "d.jsonl"), tok, lora.check_options({"validation_split": 0}))
+    batch = lora.collate(sets["train"][:5], tok.pad_token_id)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_base),
+                           LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    model.eval()
+    assert lora._parts(model) is not None  # the fast path is taken on a Llama
+    with torch.no_grad():
+        expected = model(**batch).loss
+        logits, targets = lora.labelled_logits(model, batch)
+    assert torch.allclose(lora.causal_loss(model, batch), expected, atol=1e-5)
+    assert targets.numel() == int((batch["labels"][:, 1:] != chat_data.IGNORE).sum()) < batch["labels"].numel() / 2
+
+
 # --------------------------------------------------------------------------- data errors
 
 

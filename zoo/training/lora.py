@@ -217,6 +217,44 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[i
     return [order[i: i + batch_size] for i in range(0, n, batch_size)]
 
 
+def _parts(model: Any) -> tuple[Any, Any] | None:
+    """(decoder, output head) of a plain *ForCausalLM (peft-wrapped or not), or None for anything else."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    config = getattr(base, "config", None)
+    if any(getattr(config, k, None) for k in ("final_logit_softcapping", "logit_scale", "logits_scaling")):
+        return None  # the head does more than a matmul: use the model's own forward
+    decoder, head = getattr(base, "model", None), base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
+    if decoder is None or head is None or not type(base).__name__.endswith("ForCausalLM"):
+        return None
+    return decoder, head
+
+
+def labelled_logits(model: Any, batch: dict[str, Any]) -> tuple[Any, Any]:
+    """(logits, targets) at the positions whose next token is labelled: the output head runs on those only.
+
+    The head is a vocabulary-wide matmul (49k wide on SmolLM2) and most tokens are prompt, so
+    skipping it elsewhere saves a good part of each step; the loss is the one the model's forward
+    computes (mean cross-entropy over the labelled tokens).
+    """
+    labels = batch["labels"][:, 1:]
+    keep = labels != IGNORE
+    parts = _parts(model)
+    if parts is None:
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+        return logits[keep].float(), labels[keep]
+    decoder, head = parts
+    hidden = decoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    return head(hidden[:, :-1][keep]).float(), labels[keep]
+
+
+def causal_loss(model: Any, batch: dict[str, Any]) -> Any:
+    """Mean cross-entropy over the labelled tokens of a batch."""
+    import torch
+
+    logits, targets = labelled_logits(model, batch)
+    return torch.nn.functional.cross_entropy(logits, targets)
+
+
 def evaluate(model: Any, rows: list[tuple[list[int], list[int]]], batch_size: int, pad_id: int) -> dict[str, float]:
     """Loss and next-token accuracy over the assistant tokens of `rows` (token-weighted)."""
     import torch
@@ -226,14 +264,10 @@ def evaluate(model: Any, rows: list[tuple[list[int], list[int]]], batch_size: in
     total_loss, correct, count = 0.0, 0, 0
     with torch.inference_mode():
         for i in range(0, len(rows), batch_size):
-            batch = collate(rows[i: i + batch_size], pad_id)
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-            shift_logits, shift_labels = logits[:, :-1, :].float(), batch["labels"][:, 1:]
-            keep = shift_labels != IGNORE
-            loss = torch.nn.functional.cross_entropy(shift_logits[keep], shift_labels[keep], reduction="sum")
-            total_loss += float(loss)
-            correct += int((shift_logits.argmax(-1)[keep] == shift_labels[keep]).sum())
-            count += int(keep.sum())
+            logits, targets = labelled_logits(model, collate(rows[i: i + batch_size], pad_id))
+            total_loss += float(torch.nn.functional.cross_entropy(logits, targets, reduction="sum"))
+            correct += int((logits.argmax(-1) == targets).sum())
+            count += int(targets.numel())
     if was_training:
         model.train()
     return {"val_loss": total_loss / max(count, 1), METRIC: correct / max(count, 1)}
@@ -410,7 +444,7 @@ def train(base: Path, data: Path, options: dict, out_dir: Path, report: Callable
             group["lr"] = lr_at(step)
         torch.manual_seed(hp["seed"] * 1_000_003 + step)  # dropout: the same masks after a resume
         tick = time.perf_counter()
-        loss = model(**batch).loss
+        loss = causal_loss(model, batch)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
