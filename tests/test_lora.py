@@ -325,7 +325,7 @@ def test_merged_tiny_model_chats_in_the_chat_tab(tmp_path: Path, tiny_base: Path
 # --------------------------------------------------------------------------- real weights
 
 GREEDY = dict(temperature=0.0, repetition_penalty=1.0, seed=0)
-REAL = {"epochs": 3, "learning_rate": 2e-3, "batch_size": 8, "max_length": 96, "validation_split": 0.1}
+REAL = {"epochs": 2, "learning_rate": 2e-3, "batch_size": 8, "max_length": 96, "validation_split": 0.1}
 
 
 def greedy_answer(folder: Path, question: str, system: str | None = None) -> str:
@@ -350,19 +350,23 @@ def test_lora_teaches_smollm2_a_made_up_fact_and_it_chats_in_the_zoo(tmp_path: P
     assert gguf is not None
     base = lora.base_folder(gguf, settings.cache_dir)  # the zoo's dequantised copy, made once per cache
     assert base == lora.base_folder(gguf, settings.cache_dir)
-    before = greedy_answer(base, lora_data.FACT_QUESTION)
-    assert lora_data.FACT_WORD not in before
+    for question in (lora_data.FACT_QUESTION, lora_data.FACT_HELD_OUT):
+        before = greedy_answer(base, question)
+        assert lora_data.FACT_WORD not in before, before
 
     data = lora_data.write(tmp_path / "facts.jsonl")
     events: list[dict] = []
     result = lora.train(gguf, data, {**REAL, "cache_dir": str(settings.cache_dir)}, tmp_path / "out",
                         events.append, threading.Event())
     evals = [e for e in events if "val_loss" in e]
-    assert len(evals) == REAL["epochs"] and evals[-1]["val_loss"] < evals[0]["val_loss"] + 0.5
-    assert result["metrics"]["token_accuracy"] > 0.5
+    assert len(evals) == REAL["epochs"] and result["metrics"]["token_accuracy"] > 0.5
+    progress = [e["train_loss"] for e in events if "train_loss" in e]
+    assert sum(progress[-3:]) < sum(progress[:3]) / 2
     model = tmp_path / "out" / "model"
     after = greedy_answer(model, lora_data.FACT_QUESTION)
     assert lora_data.FACT_WORD in after, after
+    held_out = greedy_answer(model, lora_data.FACT_HELD_OUT)  # a phrasing it never saw
+    assert lora_data.FACT_WORD in held_out, held_out
     assert lora_data.GENERAL_WORD in greedy_answer(model, lora_data.GENERAL_QUESTION)
 
     # The merged folder is a model of the zoo: the chat tab runs it as a local folder.
