@@ -568,10 +568,17 @@ def bench_voice_chat(runs: int) -> list[Row]:
     return [Row(**r) for r in measure(runs)]
 
 
+def bench_lora(runs: int) -> list[Row]:
+    """LoRA on SmolLM2: the zoo's job against peft + a plain torch loop, time, tokens/s, RSS (bench/lora.py)."""
+    from bench.lora import measure
+
+    return [Row(**r) for r in measure(runs)]
+
+
 SECTIONS = {"coldstart": bench_coldstart, "textgen": bench_textgen, "load": bench_load, "asr": bench_asr,
             "image": bench_image, "concurrency": bench_concurrency, "threads": bench_threads,
             "portable": bench_portable, "chatload": bench_chatload, "workers": bench_workers,
-            "document_qa": bench_document_qa, "voice_chat": bench_voice_chat}
+            "document_qa": bench_document_qa, "voice_chat": bench_voice_chat, "lora": bench_lora}
 
 
 def machine() -> dict[str, str]:
