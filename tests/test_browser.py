@@ -145,8 +145,12 @@ def check_furniture(z: ZooPage, panel: Any, plugin: P.Plugin) -> None:
     first_sentence = plain(plugin.description).split(". ")[0]
     assert first_sentence in text, f"{task}: description {first_sentence!r} not shown"
     if plugin.models is None:  # a composite: a picker per part, and a note naming the tabs it uses
-        for part in plugin.uses:
-            assert z.field(task, P.part_model_name(part)).count(), f"{task}: no picker for its part {part}"
+        pickers = [z.field(task, P.part_model_name(part)) for part in plugin.uses]
+        if pickers and not pickers[0].count():  # folded away under "Models" (voice chat): a closed accordion is not drawn
+            z.open_accordion(panel, "Models")
+            pickers[0].wait_for(state="attached")
+        for part, picker in zip(plugin.uses, pickers):
+            assert picker.count(), f"{task}: no picker for its part {part}"
         assert ("Uses other tabs" if plugin.uses else "Runs no model") in text, f"{task}: no note on what it runs"
         model = ""
     else:

@@ -494,5 +494,24 @@ def test_the_remote_cases_cover_every_built_in_plugin() -> None:
     from zoo.registry import Registry
 
     covered = {name.split("#")[0] for name, _, _ in CASES}
-    missing = set(Registry.discover(entry_points=False).tasks()) - covered
+    registry = Registry.discover(entry_points=False)
+    # A composite has no model to send away: its parts go to their own engines (covered above).
+    composites = {p.task for p in registry.plugins() if p.models is None}
+    missing = set(registry.tasks()) - covered - composites - NO_REMOTE_ENGINE
     assert not missing, f"add a serve-endpoint case for {sorted(missing)}"
+
+
+#: Built-in plugins with a model but no remote engine support: the default run_remote refuses (tested below).
+NO_REMOTE_ENGINE = {"image-text-to-text"}
+
+
+@pytest.mark.parametrize("task", sorted(NO_REMOTE_ENGINE))
+def test_a_plugin_without_remote_support_refuses_a_remote_engine_with_the_fix(task: str) -> None:
+    from zoo.errors import ModelLoadError
+    from zoo.plugin import RunContext
+    from zoo.registry import Registry
+
+    plugin = Registry.discover(entry_points=False).get(task)
+    with pytest.raises(ModelLoadError) as err:
+        plugin.run_remote(object(), {}, RunContext(model_ref="remote:http://127.0.0.1:9"))
+    assert f"unset ZOO_REMOTE_{task.upper().replace('-', '_')}" in str(err.value.fix)
