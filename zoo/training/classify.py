@@ -2,8 +2,8 @@
 
 Both jobs share one loop: AdamW with a linear decay (as transformers.Trainer's defaults), gradient
 clipping at 1.0, dynamic padding per batch, a validation pass after every epoch, the best checkpoint
-kept (in memory, written out at the end or on Stop), and a resume folder after every epoch and on
-Stop. torch and transformers are imported inside the functions only.
+kept (in memory, written out at the end or on Stop), and a resume folder at the end and on Stop.
+torch and transformers are imported inside the functions only.
 """
 
 from __future__ import annotations
@@ -254,11 +254,9 @@ def _train(job: _Job, tok: Any, base: Path, opts: dict[str, Any], out_dir: Path,
         state["epoch"] += 1
         state["batch"] = 0
         evaluate()
-        save_resume()
-    if stopped:
-        if not state["history"] or state["history"][-1]["step"] != state["step"]:
-            evaluate()  # the weights reached so far compete for best too
-        save_resume()
+    if stopped and (not state["history"] or state["history"][-1]["step"] != state["step"]):
+        evaluate()  # the weights reached so far compete for best too
+    save_resume()  # at the end or on Stop: what `resume=` continues from (a finished run can train on)
     if best_state is not None:
         model.load_state_dict(best_state)
     model_dir = out_dir / "model"
