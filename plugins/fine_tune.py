@@ -54,8 +54,8 @@ class FineTune(Plugin):
     options = (
         Text("base", "", required=False, label="Base model",
              info="empty = the job's default (packaged all-MiniLM-L6-v2, or SmolLM2 for lm-lora)"),
-        Int("epochs", 0, 0, 100, info="0 = the job's default (4 text, 10 entities, LoRA: its own)"),
-        Float("learning_rate", 0.0, 0.0, None, info="0 = the job's default (1e-4 text, 2e-4 entities)"),
+        Int("epochs", 0, 0, 100, info="0 = the job's default (4 text, 6 entities, LoRA: its own)"),
+        Float("learning_rate", 0.0, 0.0, None, info="0 = the job's default (1e-4 text, 3e-4 entities)"),
         Int("batch_size", 0, 0, 256, info="0 = the job's default"),
         Int("max_length", 0, 0, 2048, info="tokens per example; 0 = the job's default (128)"),
         Float("validation_split", 0.0, 0.0, 0.9, step=0.05, info="share held out for validation; 0 = default (0.2)"),
@@ -81,6 +81,7 @@ class FineTune(Plugin):
         settings = settings.replace(allow_training=ctx.limits.allow_training,
                                     cache_dir=ctx.limits.cache_dir or settings.cache_dir)
         check_allowed(settings)
+        _vet_base(values.get("base") or "", settings)
         options = {k: values[k] for k in ("epochs", "learning_rate", "batch_size", "max_length",
                                           "validation_split", "seed", "lora_rank", "lora_alpha", "lora_targets")
                    if values.get(k) not in (None, "", 0, 0.0) or (k == "seed" and values.get(k) is not None)}
@@ -167,6 +168,22 @@ class FineTune(Plugin):
         if done_here and elapsed:
             parts.append(f"ETA {_clock(elapsed / done_here * (total - last['step']))}")
         return " · ".join(parts)
+
+
+def _vet_base(base: str, settings: Any) -> None:
+    """A visitor's base model: no local paths (files on the server), no custom ids where they are off."""
+    from zoo.errors import ModelNotAllowed
+    from zoo.models.refs import parse_ref
+
+    if not base.strip():
+        return
+    parsed = parse_ref(base)
+    if parsed.is_local_file:
+        raise ModelNotAllowed(f"Local path `{base}` cannot be chosen from the app as a base model.",
+                              "the operator can train from a local folder with `zoo train JOB --base PATH ...`")
+    if parsed.scheme == "hub" and not settings.allow_custom_models:
+        raise ModelNotAllowed(f"Custom base model `{base}` is not allowed on this server.",
+                              "leave the base model empty for the job's default")
 
 
 def _clock(seconds: float) -> str:

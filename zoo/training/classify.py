@@ -22,7 +22,7 @@ from zoo.training.data import load_text_classification, load_token_classificatio
 
 TEXT_DEFAULTS: dict[str, Any] = {"epochs": 4, "learning_rate": 1e-4, "batch_size": 16, "max_length": 128,
                                  "validation_split": 0.2, "seed": 0, "weight_decay": 0.0}
-TOKEN_DEFAULTS: dict[str, Any] = {"epochs": 10, "learning_rate": 2e-4, "batch_size": 8, "max_length": 128,
+TOKEN_DEFAULTS: dict[str, Any] = {"epochs": 6, "learning_rate": 3e-4, "batch_size": 16, "max_length": 128,
                                   "validation_split": 0.2, "seed": 0, "weight_decay": 0.0}
 Report = Callable[[dict[str, Any]], None]
 
@@ -130,7 +130,8 @@ def _load_model(job: _Job, base: Path) -> Any:
     hf_logging.set_verbosity_error()  # "newly initialized head" is the point here, not a warning
     try:
         return cls.from_pretrained(str(base), num_labels=len(job.names), id2label=dict(enumerate(job.names)),
-                                   label2id={n: i for i, n in enumerate(job.names)}, **extra)
+                                   label2id={n: i for i, n in enumerate(job.names)},
+                                   ignore_mismatched_sizes=True, **extra)  # a classifier base gets a new head
     finally:
         hf_logging.set_verbosity(verbosity)
 

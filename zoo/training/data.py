@@ -156,7 +156,7 @@ def _csv_rows(path: Path, text: str) -> list[tuple[int, dict[str, Any]]]:
             break
         except csv.Error as exc:
             raise InvalidInput("data", _where(path, start), f"is malformed CSV ({exc})",
-                               'quote a text that holds commas or quotes: "like this, ""quoted"" inside"') from None
+                               'put a text that holds commas or quotes in double quotes: "like this, ""quoted"" inside"') from None
         line = reader.line_num
         if not row or all(not c.strip() for c in row):
             continue  # blank line
