@@ -220,6 +220,8 @@ def test_the_tab_streams_progress_and_a_plot(settings: Settings, tmp_path: Path,
 def test_lm_lora_dispatch(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """lm-lora goes to zoo.training.lora.train; its model serves Chat and Text generation; a missing job says so."""
     cfg = settings.replace(cache_dir=tmp_path)
+    real = JOBS["lm-lora"]
+    assert real.module == "zoo.training.lora" and real.task == "text-generation"
     monkeypatch.setitem(JOBS, "lm-lora", Job("lm-lora", "zoo.training.no_such_job", "train", "text-generation",
                                              "packaged:smollm2-135m-instruct", ""))
     with pytest.raises(ModelLoadError, match="`lm-lora` job is not installed here"):
@@ -238,10 +240,10 @@ def test_lm_lora_dispatch(settings: Settings, tmp_path: Path, monkeypatch: pytes
     module.train = fake_train  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "zoo.training.fake_lora", module)
     monkeypatch.setitem(JOBS, "lm-lora", Job("lm-lora", "zoo.training.fake_lora", "train", "text-generation",
-                                             "packaged:smollm2-135m-instruct", ""))
+                                             "packaged:smollm2-135m-instruct", "", real.run_options))
     result = run_job(cfg, "lm-lora", write_example("instructions"), "lm", options={"lora_rank": 4})
     assert calls["base"].name.endswith(".gguf") or calls["base"].exists()
-    assert calls["options"] == {"lora_rank": 4} and result["card"]["task"] == "text-generation"
+    assert calls["options"] == {"lora_rank": 4, "cache_dir": tmp_path} and result["card"]["task"] == "text-generation"
     zoo = Zoo(cfg.replace(tiny=True))
     for task in ("conversational", "text-generation"):
         assert "trained:lm" in zoo.model_choices(zoo.registry.get(task))

@@ -33,6 +33,7 @@ class Job:
     task: str  # the card's task: the tab the result appears in
     base: str  # default base model reference
     data_help: str
+    run_options: tuple[str, ...] = ()  # settings the job takes among its options (not hyperparameters)
 
 
 JOBS: dict[str, Job] = {
@@ -43,7 +44,7 @@ JOBS: dict[str, Job] = {
                                 "CoNLL (`token tag` lines) or JSONL with `tokens,tags`"),
     # The tuned LM serves the Chat and Text generation tabs both (zoo.models.store.SERVES).
     "lm-lora": Job("lm-lora", "zoo.training.lora", "train", "text-generation", "packaged:smollm2-135m-instruct",
-                   'JSONL of {"messages": [...]} or {"prompt", "response"}'),
+                   'JSONL of {"messages": [...]} or {"prompt", "response"}', ("cache_dir", "threads")),
 }
 
 
@@ -184,7 +185,12 @@ def run_job(settings: Any, job_name: str, data: Path | str, name: str, base: str
             shutil.rmtree(work)
         work.mkdir(parents=True)
         started = time.perf_counter()
-        result = train(base_path, data, dict(options or {}), work, report, cancel, resume)
+        given = dict(options or {})
+        if "cache_dir" in job.run_options:  # where the LoRA job keeps the dequantised GGUF (shared with the chat tab)
+            given.setdefault("cache_dir", settings.cache_dir)
+        if "threads" in job.run_options and getattr(settings, "threads", 0):
+            given.setdefault("threads", settings.threads)
+        result = train(base_path, data, given, work, report, cancel, resume)
         seconds = time.perf_counter() - started
         model_dir = work / "model"
         if not (model_dir / "config.json").is_file():
