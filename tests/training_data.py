@@ -49,3 +49,31 @@ NEWCOMER_SENTENCES: list[tuple[str, str]] = [
     ("A superb meal, every dish was a delight.", "positive"),
     ("The app keeps crashing and support never answers.", "negative"),
 ]
+
+
+def _sentence(*pieces: tuple[str, str]) -> tuple[list[str], list[str]]:
+    """Tokens and BIO tags from (words, type) pieces; type "O" for plain words."""
+    tokens, tags = [], []
+    for words, kind in pieces:
+        for i, word in enumerate(words.split()):
+            tokens.append(word)
+            tags.append("O" if kind == "O" else ("B-" if i == 0 else "I-") + kind)
+    return tokens, tags
+
+
+#: Sentences with names, places and organisations that no training sentence has, some in new wordings.
+HELD_OUT_ENTITIES: list[tuple[list[str], list[str]]] = [
+    _sentence(("Yuki Sato", "PER"), ("visited", "O"), ("Helsinki", "LOC"), ("on Monday .", "O")),
+    _sentence(("Omar Haddad", "PER"), ("works for", "O"), ("Philips", "ORG"), ("in", "O"), ("Amsterdam", "LOC"),
+              (".", "O")),
+    _sentence(("Yesterday", "O"), ("Nadia Rahman", "PER"), ("met", "O"), ("Tom Walker", "PER"), ("in", "O"),
+              ("Warsaw", "LOC"), (".", "O")),
+    _sentence(("Shares of", "O"), ("Nokia", "ORG"), ("rose after", "O"), ("Elena Popescu", "PER"),
+              ("joined the board .", "O")),
+    _sentence(("In", "O"), ("Athens", "LOC"), (",", "O"), ("Marco Bianchi", "PER"), ("spoke about the future of", "O"),
+              ("Ferrari", "ORG"), (".", "O")),
+    _sentence(("Heineken", "ORG"), ("opened a new office in", "O"), ("Budapest", "LOC"), (", said", "O"),
+              ("Sara Lindqvist", "PER"), (".", "O")),
+    _sentence(("Kenji Watanabe", "PER"), ("left", "O"), ("Sony", "ORG"), ("last year .", "O")),
+    _sentence(("The weather in", "O"), ("Montreal", "LOC"), ("was cold this week .", "O")),
+]
