@@ -169,7 +169,9 @@ def run_job(settings: Any, job_name: str, data: Path | str, name: str, base: str
         raise InvalidInput("data", str(data), "is not a file", "give the path of a training file")
     resume = None
     if resume_from:
-        resume = runs_dir(settings.cache_dir) / check_name(resume_from, "resume") / "resume"
+        if check_name(resume_from, "resume") == name:
+            raise InvalidInput("name", name, "is the run being resumed", "give the resumed model a new name")
+        resume = runs_dir(settings.cache_dir) / resume_from / "resume"
         if not (resume / "state.json").is_file():
             raise ModelNotFound(f"No stopped run `{resume_from}` to resume.",
                                 "give the name of an earlier run (its resume state is kept under the cache's "
