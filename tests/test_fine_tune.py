@@ -364,3 +364,11 @@ def test_newcomer_path_on_the_cli(tmp_path: Path) -> None:
         assert ran.returncode == 0, ran.stderr[-2000:]
         labels = json.loads(ran.stdout)["labels"]
         assert max(labels, key=labels.get) == label, (text, labels)
+
+
+def test_the_tab_and_the_jobs_import_no_heavy_library() -> None:
+    code = ("import sys, plugins.fine_tune, zoo.training, zoo.training.classify, zoo.training.data, "
+            "zoo.models.store; print([m for m in ('torch', 'transformers', 'gradio', 'peft') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.stdout.strip() == "[]", out.stderr
