@@ -127,9 +127,10 @@ def measure(runs: int = 1, rows: int = 1000, epochs: int = 3) -> list[dict[str, 
     folder = Path(tempfile.mkdtemp(prefix="zoo-bench-ft-"))
     data = write_rows(folder / "rows.csv", rows)
     zoo, plain = [], []
-    for i in range(max(1, runs)):
-        zoo.append(_child("zoo", data, folder / f"zoo-{i}"))
-        plain.append(_child("trainer", data, folder / f"trainer-{i}"))
+    for i in range(max(1, runs)):  # alternate which goes first: a shared machine's load drifts
+        order = [("zoo", zoo), ("trainer", plain)]
+        for which, into in order if i % 2 == 0 else order[::-1]:
+            into.append(_child(which, data, folder / f"{which}-{i}"))
     z = statistics.median(r["seconds"] for r in zoo)
     t = statistics.median(r["seconds"] for r in plain)
     z_rss = max(r["rss_mb"] for r in zoo)
