@@ -1,4 +1,5 @@
 """Command line: `zoo list`, `zoo run TASK --field value ...`, `zoo serve`, `zoo space build|push`,
+`zoo train JOB --data F --name N`, `zoo models [list|delete|export]`, `zoo push-model trained:NAME`,
 `zoo serve-endpoint` (the plugins for other zoos' remote tabs: zoo/endpoint.py). `python -m zoo ...`
 is the same command.
 
@@ -81,10 +82,16 @@ def cmd_list(settings: Settings, as_json: bool) -> int:
                 row |= {"uses": dict(plugin.uses), "source": f"{where}; without it " + (
                     str(problem) if problem else "uses " + ", ".join(f"{p}: {t}" for p, t in plugin.uses.items()))}
         rows.append(row)
+    from zoo.models.store import ModelStore
+
+    trained = [{"ref": m.ref, "task": m.task, "serves": list(m.tasks), "base_model": m.card.get("base_model"),
+                "metrics": m.card.get("metrics", {}), "date": m.card.get("date")}
+               for m in ModelStore.of(settings.cache_dir).list()]
     broken = [{"plugin": q.name, "package": q.package, "version": q.version, "error": q.error, "fix": q.fix}
               for q in zoo.registry.quarantined]
     if as_json:
-        print(json.dumps({"api_version": API_VERSION, "plugins": rows, "quarantined": broken}, indent=2))
+        print(json.dumps({"api_version": API_VERSION, "plugins": rows, "quarantined": broken, "trained": trained},
+                         indent=2))
         return 0
     width = max([len(r["task"]) for r in rows] + [len(b["plugin"]) for b in broken] + [4])
     packages = [f"{r['package'] or '-'} {r['version']}".strip() for r in rows]
@@ -98,6 +105,144 @@ def cmd_list(settings: Settings, as_json: bool) -> int:
     for b in broken:
         package = f"{b['package'] or '-'} {b['version']}".strip()
         print(f"!! {b['plugin']:<{width}}  {package:<{pwidth}}  quarantined: {b['error']}  Fix: {b['fix']}")
+    if trained:
+        print("\ntrained models (the model store; pick them in their tab or with model=...):")
+        for t in trained:
+            print(f"   {t['ref']}  {', '.join(t['serves'])}  from {t['base_model']}  {_metrics(t['metrics'])}")
+    return 0
+
+
+def _metrics(metrics: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in (metrics or {}).items())
+
+
+# --------------------------------------------------------------------------- training and the model store
+
+
+def _add_training_arguments(sub: Any) -> None:
+    """`train JOB --data F --name N`, `models [list|delete NAME|export NAME DIR]`, `push-model`."""
+    from zoo.training import JOBS
+
+    p = sub.add_parser("train", help="fine-tune a model on your data into the model store (trained:NAME)")
+    p.add_argument("job", choices=list(JOBS), help="what to train")
+    p.add_argument("--data", required=True, type=Path, metavar="FILE",
+                   help="; ".join(f"{j.name}: {j.data_help}" for j in JOBS.values()))
+    p.add_argument("--name", required=True, metavar="NAME", help="the new model's name (trained:NAME)")
+    p.add_argument("--base", default=None, metavar="REF", help="base model (default: the job's own)")
+    for flag, kind in (("epochs", int), ("learning-rate", float), ("batch-size", int), ("max-length", int),
+                       ("validation-split", float), ("seed", int), ("lora-rank", int), ("lora-alpha", float),
+                       ("lora-targets", str)):
+        p.add_argument(f"--{flag}", dest=flag.replace("-", "_"), type=kind, default=None)
+    p.add_argument("--resume", default=None, metavar="RUN", help="continue a stopped run of that name")
+    p.add_argument("--json", dest="train_json", action="store_true", help="print the result as JSON")
+    p.set_defaults(handler=_train_handler)
+
+    m = sub.add_parser("models", help="the model store: list, delete NAME, export NAME DIR")
+    m.add_argument("action", nargs="?", default="list", choices=("list", "delete", "export"))
+    m.add_argument("model", nargs="?", default=None, metavar="NAME", help="trained:NAME or NAME")
+    m.add_argument("dir", nargs="?", default=None, type=Path, metavar="DIR", help="export: a new folder")
+    m.add_argument("--json", dest="models_json", action="store_true")
+    m.set_defaults(handler=_models_handler)
+
+    push = sub.add_parser("push-model", help="upload a trained model to the Hub (huggingface_hub upload_folder)")
+    push.add_argument("model", metavar="trained:NAME")
+    push.add_argument("--repo-id", required=True, metavar="USER/NAME")
+    push.add_argument("--private", action="store_true")
+    push.add_argument("--dry-run", action="store_true", help="print the files that would be uploaded; no network")
+    push.set_defaults(handler=_push_handler)
+
+
+def _store_name(raw: str | None) -> str:
+    from zoo.errors import InvalidInput
+    from zoo.models.store import check_name
+
+    if not raw:
+        raise InvalidInput("model", raw, "must name a trained model", "see `zoo models`")
+    return check_name(raw[len("trained:"):] if raw.startswith("trained:") else raw, "model")
+
+
+def _train_handler(settings: Settings, args: argparse.Namespace) -> int:
+    import time
+
+    from zoo.training import run_job
+
+    options = {k: getattr(args, k) for k in ("epochs", "learning_rate", "batch_size", "max_length",
+                                             "validation_split", "seed", "lora_rank", "lora_alpha", "lora_targets")
+               if getattr(args, k) is not None}
+    shown = [0.0]
+
+    def report(event: dict[str, Any]) -> None:
+        now = time.monotonic()
+        if "metric" in event or "val_loss" in event:
+            metric = f", {event.get('metric_name')} {event['metric']:.3f}" if event.get("metric") is not None else ""
+            print(f"epoch {event.get('epoch', 0):.2f} step {event['step']}: val_loss {event['val_loss']:.4f}{metric}",
+                  file=sys.stderr, flush=True)
+        elif "train_loss" in event and (now - shown[0] > 2 or event["step"] == event.get("total_steps")):
+            shown[0] = now
+            eta = ""
+            if event.get("steps_this_run") and event.get("elapsed"):
+                left = event["elapsed"] / event["steps_this_run"] * (event["total_steps"] - event["step"])
+                eta = f", ETA {int(left) // 60}:{int(left) % 60:02d}"
+            print(f"step {event['step']}/{event.get('total_steps')}: loss {event['train_loss']:.4f}{eta}",
+                  file=sys.stderr, flush=True)
+
+    result = run_job(settings, args.job, args.data, args.name, base=args.base, options=options, report=report,
+                     resume_from=args.resume, waiting=lambda text: print(text, file=sys.stderr, flush=True))
+    if args.train_json:
+        print(json.dumps({k: v for k, v in result.items() if k != "history"}, indent=2, default=str))
+    else:
+        print(f"saved {result['ref']} ({', '.join(result['card'].get('labels') or []) or result['card']['task']}) "
+              f"in {result['seconds']:.0f} s; validation: {_metrics(result['card']['metrics'])}")
+        print(f"use it: {_prog()} run {result['card']['task']} --model {result['ref']} ...")
+    return 0
+
+
+def _models_handler(settings: Settings, args: argparse.Namespace) -> int:
+    from zoo.models.store import ModelStore
+
+    store = ModelStore.of(settings.cache_dir)
+    if args.action == "list":
+        models = store.list()
+        if args.models_json:
+            print(json.dumps([{"ref": m.ref, "path": str(m.path), **m.card} for m in models], indent=2, default=str))
+        elif not models:
+            print(f"no trained models yet ({store.root}); train one with `{_prog()} train`")
+        for m in models if not args.models_json else ():
+            print(f"{m.ref}  {', '.join(m.tasks)}  from {m.card.get('base_model')}  {_metrics(m.card.get('metrics'))}"
+                  f"  {m.card.get('date', '')}")
+        return 0
+    name = _store_name(args.model)
+    if args.action == "delete":
+        store.delete(name)
+        print(f"deleted trained:{name}")
+        return 0
+    if args.dir is None:
+        from zoo.errors import InvalidInput
+
+        raise InvalidInput("dir", None, "must be given", f"e.g. `{_prog()} models export {name} ./{name}`")
+    print(store.export(name, args.dir))
+    return 0
+
+
+def _push_handler(settings: Settings, args: argparse.Namespace) -> int:
+    from zoo.models.store import ModelStore
+
+    store = ModelStore.of(settings.cache_dir)
+    name = _store_name(args.model)
+    model = store.get(name)
+    files = store.files(name)
+    if args.dry_run:
+        print(f"would upload {len(files)} files from {model.path} to https://huggingface.co/{args.repo_id}"
+              f"{' (private)' if args.private else ''}:")
+        for f in files:
+            print(f"  {f}  ({(model.path / f).stat().st_size} bytes)")
+        return 0
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=settings.remote_token)
+    api.create_repo(args.repo_id, private=args.private, exist_ok=True)
+    api.upload_folder(folder_path=str(model.path), repo_id=args.repo_id, commit_message=f"Upload {model.ref}")
+    print(f"pushed {model.ref} to https://huggingface.co/{args.repo_id}")
     return 0
 
 
@@ -231,6 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_space = sub.add_parser("space", help="build a Hugging Face Space folder, or push one: space build|push --help")
     _add_space_arguments(p_space)
     _add_new_plugin_arguments(sub)
+    _add_training_arguments(sub)
     args, rest = parser.parse_known_args(argv)
     try:
         settings = Settings.from_env().apply_args(args)

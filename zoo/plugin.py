@@ -276,6 +276,18 @@ def _upload_path(name: str, item: Any) -> str:
 
 
 @dataclass(frozen=True)
+class Plot(Field):
+    """A line plot (output): a list of {x: ..., y: ..., color: ...} rows, one line per `color` value
+    (training and validation loss, a metric). The tab shows a gr.LinePlot; the API returns the rows."""
+
+    x: str = "step"
+    y: str = "value"
+    color: str | None = "series"
+    x_title: str | None = None
+    y_title: str | None = None
+
+
+@dataclass(frozen=True)
 class Labels(Field):
     """Label -> score mapping, shown as bars (output)."""
 
@@ -332,6 +344,9 @@ class Limits:
     max_steps: int = 50
     max_image_work: float = 12.0
     image_oversize: str = "refuse"
+    # Not caps, but what a plugin running in the server needs of the operator's settings (the Fine-tune tab).
+    allow_training: bool = field(default=True, compare=False)
+    cache_dir: Any = field(default=None, compare=False)
 
     @classmethod
     def from_settings(cls, settings: Any) -> "Limits":

@@ -194,7 +194,17 @@ class Zoo:
             return []
         default = self.default_model(plugin)
         # Listed models the operator's pickle policy refuses are left out rather than offered and then refused.
-        return [default] + [m for m in plugin.models.all() if m != default and not self._refused_pickle(m)]
+        listed = [default] + [m for m in plugin.models.all() if m != default and not self._refused_pickle(m)]
+        return listed + [m for m in self.trained_models(plugin) if m not in listed]
+
+    def trained_models(self, plugin: Plugin) -> list[str]:
+        """`trained:NAME` of every model in the store trained for this plugin's task, newest first."""
+        from zoo.models.store import ModelStore
+
+        try:
+            return [m.ref for m in ModelStore.of(self.settings.cache_dir).list(plugin.task)]
+        except OSError:  # an unreadable store offers nothing rather than breaking the tab
+            return []
 
     def _refused_pickle(self, ref: str) -> bool:
         return not self.settings.allow_pickle and parse_ref(ref).is_pickle
@@ -219,6 +229,8 @@ class Zoo:
                 "operator can set ZOO_ALLOW_PICKLE=1 to trust openai-whisper's checkpoints")
         if ref in plugin.models.all() or ref == self.settings.model_override(plugin.task):
             return ref
+        if parsed.scheme == "trained":  # the store's own: any visitor may pick one trained for this task
+            return self._check_trained(plugin, parsed.name, ref)
         if ref == self.remote_model(plugin):
             return ref
         if parsed.scheme == "remote":  # a URL typed by a visitor would make this server post anywhere
@@ -238,6 +250,18 @@ class Zoo:
         if patterns and not any(fnmatch.fnmatch(parsed.name, p) for p in patterns):
             raise ModelNotAllowed(f"Custom model `{ref}` is not in the allow list ({', '.join(patterns)}).",
                                   "pick a listed model or one matching the allow list")
+        return ref
+
+    def _check_trained(self, plugin: Plugin, name: str, ref: str) -> str:
+        from zoo.models.store import ModelStore
+
+        model = ModelStore.of(self.settings.cache_dir).get(name)  # ModelNotFound names the ones there are
+        if plugin.task not in model.tasks:
+            served = [p.title for p in self.registry.plugins() if p.task in model.tasks]
+            where = f"pick it in the {' or '.join(served)} tab" if served else "pick it in the tab for its task"
+            raise ModelNotAllowed(f"`{ref}` is a {model.task or 'unknown-task'} model, so {plugin.title} "
+                                  f"({plugin.task}) cannot run it.",
+                                  f"{where}; here pick one of: {', '.join(self.model_choices(plugin))}")
         return ref
 
     def check_kind(self, plugin: Plugin, ref: str, kind: str) -> None:

@@ -79,6 +79,7 @@ class Settings:
     offline: bool | None = None
     tiny: bool = False
     allow_custom_models: bool = True
+    allow_training: bool = True
     custom_model_allowlist: tuple[str, ...] = ()
     trust_remote_code: bool = False
     allow_pickle: bool = False
@@ -142,6 +143,9 @@ class Settings:
         if "allow_custom_models" not in values and env.get("SPACE_ID"):
             # A public Space must not let visitors load arbitrary repos by default.
             values["allow_custom_models"] = False
+        if "allow_training" not in values and env.get("SPACE_ID"):
+            # Training writes to disk and takes the whole CPU: off on a public Space unless enabled.
+            values["allow_training"] = False
         overrides = {
             key[len("ZOO_MODEL_"):].lower().replace("_", "-"): value
             for key, value in env.items()
@@ -288,6 +292,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("offline", "ZOO_OFFLINE", "1 = never contact the Hub (also read from HF_HUB_OFFLINE); unset = detect.", parse_bool, "--offline"),
     Setting("tiny", "ZOO_TINY", "1 = every tab runs its tiny random-weight model (tests, demos of the UI).", parse_bool, "--tiny"),
     Setting("allow_custom_models", "ZOO_ALLOW_CUSTOM_MODELS", "Let users type any model id. Default on, off on a Space (SPACE_ID set).", parse_bool),
+    Setting("allow_training", "ZOO_ALLOW_TRAINING", "Let users fine-tune models (the Fine-tune tab, `zoo train`); training writes to the cache and uses the whole CPU. Default on, off on a Space (SPACE_ID set).", parse_bool),
     Setting("custom_model_allowlist", "ZOO_CUSTOM_MODEL_ALLOWLIST", "Glob patterns (comma-separated) custom ids must match, e.g. `HuggingFaceTB/*`.", _list),
     Setting("trust_remote_code", "ZOO_TRUST_REMOTE_CODE", "Run model repos' own Python code. Default off.", parse_bool),
     Setting("allow_pickle", "ZOO_ALLOW_PICKLE", "Allow pickle (.bin/.pt) weights. Default off: safetensors only.", parse_bool),

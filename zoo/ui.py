@@ -118,6 +118,10 @@ def component(field: P.Field, limits: P.Limits, *, output: bool = False, render:
                        file_types=list(field.file_types) or None, **common)
     if isinstance(field, P.Json):
         return gr.JSON(**common)
+    if isinstance(field, P.Plot):
+        common.pop("interactive", None)
+        return gr.LinePlot(x=field.x, y=field.y, color=field.color, x_title=field.x_title, y_title=field.y_title,
+                           height=300, **common)
     raise TypeError(f"No gradio component for field type {type(field).__name__}")
 
 
@@ -275,6 +279,11 @@ def _output_value(field: P.Field, value: Any, folder: Path | None = None) -> Any
         return None
     if isinstance(field, P.Table):
         return [list(r) for r in value] if value else []
+    if isinstance(field, P.Plot):  # rows of {x, y, color} -> the DataFrame gr.LinePlot draws
+        import pandas as pd
+
+        columns = [c for c in (field.x, field.y, field.color) if c]
+        return pd.DataFrame(list(value), columns=columns)
     if isinstance(field, P.Highlight):
         return [(text, label) for text, label in value]
     if isinstance(field, P.Image) and _is_pil(value):
@@ -630,6 +639,26 @@ class TabBuilder:
         return next(f.default for f in self.plugin.fields() if f.name == name)
 
 
+def refresh_pickers(tab: Any, builder: TabBuilder) -> None:
+    """Offer the models trained since the page loaded: the tab's model picker takes the zoo's current
+    choices (the model store's `trained:` entries among them) when the tab is opened or the picker focused."""
+    import gradio as gr
+
+    picker = builder.inputs.get("model")
+    if picker is None or builder.plugin.models is None or not isinstance(picker, gr.Dropdown):
+        return
+    zoo, plugin = builder.zoo, builder.plugin
+
+    def choices(current: Any) -> Any:
+        offered = zoo.model_choices(plugin)
+        if current and current not in offered:
+            offered.append(current)  # a typed custom id stays
+        return gr.Dropdown(choices=offered)
+
+    for event in (tab.select, picker.focus):
+        event(choices, picker, picker, api_visibility="private", queue=False)
+
+
 def _html_code(text: str) -> str:
     """Escape text for HTML, showing its `backticked` names as code (markdown is not parsed inside HTML)."""
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
@@ -663,11 +692,12 @@ def build_demo(zoo: Zoo | None = None) -> Any:
                     f"Running on **{device}**, {mode} · {tabs}.", elem_classes=["zoo-header"])
         with gr.Tabs():
             for plugin in zoo.registry.plugins():
-                with gr.Tab(plugin.title, id=plugin.task, elem_id=f"tab-{plugin.task}"):
+                with gr.Tab(plugin.title, id=plugin.task, elem_id=f"tab-{plugin.task}") as tab:
                     builder = TabBuilder(zoo, plugin)
                     if not plugin.build_ui(builder):
                         builder.build()
                     builder.tag()
+                refresh_pickers(tab, builder)
             for q in zoo.registry.quarantined:
                 with gr.Tab(f"⚠️ {q.name}", elem_id=f"tab-broken-{q.name}"):
                     quarantine_tab(q)

@@ -10,6 +10,7 @@ Forms accepted:
   openai-whisper:<name>                an openai-whisper checkpoint by name (tiny, base.en, ...)
   openai-whisper:/abs/or/./rel.pt      an openai-whisper checkpoint file (a local path: operator only)
   remote:<url or provider:model>       a remote inference engine (set by the operator: ZOO_REMOTE_<TASK>)
+  trained:<name>                       a model trained here, in the zoo's model store (zoo/models/store.py)
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class ModelRef:
     """A parsed model reference."""
 
     raw: str
-    scheme: str  # "hub", "local", "packaged", "tiny", "openai-whisper" or "remote"
+    scheme: str  # "hub", "local", "packaged", "tiny", "openai-whisper", "remote" or "trained"
     name: str  # repo id, filesystem path, package entry or tiny kind
     revision: str | None = None
     filename: str | None = None  # file inside a Hub repo (GGUF)
@@ -97,6 +98,14 @@ def parse_ref(raw: str) -> ModelRef:
         return ModelRef(text, "remote", target)
     if text.startswith("openai-whisper:"):
         return _parse_openai_whisper(raw, text[len("openai-whisper:"):])
+    if text.startswith("trained:"):  # a store name: never a path, never `..`
+        from zoo.models.store import NAME_RULE, NAME_RE
+
+        name = text[len("trained:"):]
+        if not NAME_RE.fullmatch(name) or ".." in name:
+            raise InvalidInput("model", raw, f"must be `trained:<name>`, where the name {NAME_RULE}",
+                               "pick a trained model from the list, or see `zoo models`")
+        return ModelRef(text, "trained", name)
     for scheme in ("packaged", "tiny"):
         if text.startswith(scheme + ":"):
             name = text[len(scheme) + 1:]

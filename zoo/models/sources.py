@@ -119,7 +119,7 @@ class Resolved:
 
     ref: ModelRef
     path: Path  # folder, or a single file (GGUF)
-    source: str  # "local", "hf-cache", "hub", "packaged", "tiny", "openai-whisper", "remote"
+    source: str  # "local", "hf-cache", "hub", "packaged", "tiny", "openai-whisper", "remote", "trained"
     detail: str = ""
 
     @property
@@ -140,8 +140,9 @@ class Resolver:
 
     def __init__(self, offline: Callable[[], bool], allow_pickle: bool, tiny_dir: Path,
                  build_tiny: Callable[[str, Path], Path] | None = None, hf_cache_dir: Path | None = None,
-                 whisper_dir: Path | None = None):
+                 whisper_dir: Path | None = None, trained_dir: Path | None = None):
         self._offline = offline
+        self._trained_dir = trained_dir or tiny_dir.parent / "trained"  # the model store (zoo/models/store.py)
         self._whisper_dir = whisper_dir or tiny_dir.parent / "whisper"  # where load_openai_whisper downloads
         self._hf_cache_dir = str(hf_cache_dir) if hf_cache_dir else None
         self._allow_pickle = allow_pickle
@@ -169,6 +170,12 @@ class Resolver:
             return self._resolve_tiny(ref, download)
         if ref.scheme == "openai-whisper":
             return self._resolve_openai_whisper(ref)
+        if ref.scheme == "trained":
+            from zoo.models.store import ModelStore
+
+            model = ModelStore(self._trained_dir).get(ref.name)
+            return Resolved(ref, model.path, "trained",
+                            f"trained here from {model.card.get('base_model', '?')} ({model.task})")
         if ref.scheme == "remote":  # no files: the engine at the other end holds the weights
             return Resolved(ref, Path(ref.name), "remote", "remote inference engine")
         return self._resolve_hub(ref, download)
