@@ -17,7 +17,25 @@ from typing import Any, Iterator
 
 from zoo.errors import ZooError
 from zoo.plugin import Choice, File, Float, Int, Json, Plot, Plugin, RunContext, Text
-from zoo.training import JOBS, check_allowed
+from plugins._lm import CAUSAL_LM
+from plugins.kinds import TEXT_CLASSIFICATION, TOKEN_CLASSIFICATION
+from zoo.training import JOBS, Job, check_allowed, register_job
+
+
+def _kind_name(kind: object) -> str:
+    return str(getattr(kind, "name", kind))
+
+
+# The built-in jobs. A stored result is offered in every tab that runs its model kind: a tuned
+# language model in Chat and Text generation both.
+register_job(Job("text-classification", "zoo.training.classify", "train_text", "text-classification",
+                 "packaged:all-minilm-l6-v2", "CSV or JSONL with `text,label`", kind=_kind_name(TEXT_CLASSIFICATION)))
+register_job(Job("token-classification", "zoo.training.classify", "train_tokens", "token-classification",
+                 "packaged:all-minilm-l6-v2", "CoNLL (`token tag` lines) or JSONL with `tokens,tags`",
+                 kind=_kind_name(TOKEN_CLASSIFICATION)))
+register_job(Job("lm-lora", "zoo.training.lora", "train", "text-generation", "packaged:smollm2-135m-instruct",
+                 'JSONL of {"messages": [...]} or {"prompt", "response"}', ("cache_dir", "threads"),
+                 kind=_kind_name(CAUSAL_LM)))
 
 UPDATE_SECONDS = 0.5  # between two streamed updates: the plot redraws each time
 
@@ -132,7 +150,7 @@ class FineTune(Plugin):
         result = outcome["result"]
         card = result["card"]
         metrics = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in card["metrics"].items())
-        tabs = " and ".join(p for p in _tabs_for(card["task"]))
+        tabs = _tabs_for(card.get("job", ""))
         head = (f"Stopped at step {result['steps']}: the best checkpoint (step {result['best_step']}) is saved"
                 if result.get("stopped") else f"Done in {result['seconds']:.0f} s ({result['steps']} steps)")
         status = (f"{head} as {result['ref']}. Validation: {metrics}.\nPick it in the {tabs} tab "
@@ -195,12 +213,13 @@ def _base_name(values: dict[str, Any]) -> str:
     return values.get("base") or JOBS[values["job"]].base
 
 
-def _tabs_for(task: str) -> list[str]:
-    from zoo.models.store import tasks_of
+#: Where each built-in job's result shows up (any tab running its model kind; see zoo.models.store.serves).
+TABS_OF_JOB = {"text-classification": "Text classification", "token-classification": "Named entities",
+               "lm-lora": "Chat and Text generation"}
 
-    titles = {"text-classification": "Text classification", "token-classification": "Named entities",
-              "text-generation": "Text generation", "conversational": "Chat"}
-    return [titles.get(t, t) for t in tasks_of({"task": task})]
+
+def _tabs_for(job: str) -> str:
+    return TABS_OF_JOB.get(job, "matching")
 
 
 __all__ = ["FineTune", "ZooError"]

@@ -23,6 +23,7 @@ from zoo.errors import Cancelled, InvalidInput, ModelLoadError, ModelNotAllowed
 from zoo.models.store import ModelStore
 from zoo.runner import Zoo
 from zoo.settings import Settings
+import plugins.fine_tune  # noqa: F401  (registers the built-in jobs)
 from zoo.training import JOBS, Job, TrainingLock, run_job
 from zoo.training.data import load_text_classification, load_token_classification
 
@@ -221,7 +222,7 @@ def test_lm_lora_dispatch(settings: Settings, tmp_path: Path, monkeypatch: pytes
     """lm-lora goes to zoo.training.lora.train; its model serves Chat and Text generation; a missing job says so."""
     cfg = settings.replace(cache_dir=tmp_path)
     real = JOBS["lm-lora"]
-    assert real.module == "zoo.training.lora" and real.task == "text-generation"
+    assert real.module == "zoo.training.lora" and real.task == "text-generation" and real.kind == "causal-lm"
     monkeypatch.setitem(JOBS, "lm-lora", Job("lm-lora", "zoo.training.no_such_job", "train", "text-generation",
                                              "packaged:smollm2-135m-instruct", ""))
     with pytest.raises(ModelLoadError, match="`lm-lora` job is not installed here"):
@@ -240,7 +241,7 @@ def test_lm_lora_dispatch(settings: Settings, tmp_path: Path, monkeypatch: pytes
     module.train = fake_train  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "zoo.training.fake_lora", module)
     monkeypatch.setitem(JOBS, "lm-lora", Job("lm-lora", "zoo.training.fake_lora", "train", "text-generation",
-                                             "packaged:smollm2-135m-instruct", "", real.run_options))
+                                             "packaged:smollm2-135m-instruct", "", real.run_options, kind=real.kind))
     result = run_job(cfg, "lm-lora", write_example("instructions"), "lm", options={"lora_rank": 4})
     assert calls["base"].name.endswith(".gguf") or calls["base"].exists()
     assert calls["options"] == {"lora_rank": 4, "cache_dir": tmp_path} and result["card"]["task"] == "text-generation"

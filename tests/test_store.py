@@ -53,7 +53,7 @@ def test_save_is_atomic_and_never_overwrites(tmp_path: Path) -> None:
     store = ModelStore(tmp_path / "trained")
     model = _fake_model(tmp_path / "m")
     saved = store.save("first", model, {"task": "text-classification", "metrics": {"accuracy": 0.9}})
-    assert saved.ref == "trained:first" and saved.tasks == ("text-classification",)
+    assert saved.ref == "trained:first" and saved.serves("text-classification", None)
     card = json.loads((saved.path / "card.json").read_text())
     assert card["name"] == "first" and card["date"] and card["metrics"] == {"accuracy": 0.9}
     readme = (saved.path / "README.md").read_text()
@@ -77,7 +77,7 @@ def test_save_is_atomic_and_never_overwrites(tmp_path: Path) -> None:
 def test_trained_models_reach_their_tab_only(store_zoo: Zoo, tmp_path: Path) -> None:
     store = ModelStore.of(store_zoo.settings.cache_dir)
     store.save("sent", _fake_model(tmp_path / "a"), {"task": "text-classification"})
-    store.save("chatty", _fake_model(tmp_path / "b"), {"task": "text-generation"})
+    store.save("chatty", _fake_model(tmp_path / "b"), {"task": "text-generation", "kind": "causal-lm"})
     tc = store_zoo.registry.get("text-classification")
     ner = store_zoo.registry.get("token-classification")
     assert "trained:sent" in store_zoo.model_choices(tc) and "trained:chatty" not in store_zoo.model_choices(tc)

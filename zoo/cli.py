@@ -84,7 +84,9 @@ def cmd_list(settings: Settings, as_json: bool) -> int:
         rows.append(row)
     from zoo.models.store import ModelStore
 
-    trained = [{"ref": m.ref, "task": m.task, "serves": list(m.tasks), "base_model": m.card.get("base_model"),
+    trained = [{"ref": m.ref, "task": m.task,
+                "serves": [p.task for p in zoo.registry.plugins() if m.serves(p.task, getattr(p.model_kind, "name", p.model_kind))],
+                "base_model": m.card.get("base_model"),
                 "metrics": m.card.get("metrics", {}), "date": m.card.get("date")}
                for m in ModelStore.of(settings.cache_dir).list()]
     broken = [{"plugin": q.name, "package": q.package, "version": q.version, "error": q.error, "fix": q.fix}
@@ -121,12 +123,12 @@ def _metrics(metrics: dict[str, Any]) -> str:
 
 def _add_training_arguments(sub: Any) -> None:
     """`train JOB --data F --name N`, `models [list|delete NAME|export NAME DIR]`, `push-model`."""
-    from zoo.training import JOBS
-
+    # The jobs register with the plugins (the Fine-tune tab's), found when the command runs: here only
+    # their names are taken, and a wrong one is refused then with the list.
     p = sub.add_parser("train", help="fine-tune a model on your data into the model store (trained:NAME)")
-    p.add_argument("job", choices=list(JOBS), help="what to train")
-    p.add_argument("--data", required=True, type=Path, metavar="FILE",
-                   help="; ".join(f"{j.name}: {j.data_help}" for j in JOBS.values()))
+    p.add_argument("job", help="what to train: a job the Fine-tune tab lists (a wrong name is answered with the list)")
+    p.add_argument("--data", required=True, type=Path, metavar="FILE", help="the training data (each job's format: "
+                   "the Fine-tune tab's description)")
     p.add_argument("--name", required=True, metavar="NAME", help="the new model's name (trained:NAME)")
     p.add_argument("--base", default=None, metavar="REF", help="base model (default: the job's own)")
     for flag, kind in (("epochs", int), ("learning-rate", float), ("batch-size", int), ("max-length", int),
@@ -164,8 +166,11 @@ def _store_name(raw: str | None) -> str:
 def _train_handler(settings: Settings, args: argparse.Namespace) -> int:
     import time
 
+    from zoo.registry import Registry
     from zoo.training import run_job
 
+    # Discovering the plugins registers their training jobs (no model is loaded).
+    Registry.discover(allow=settings.plugins, deny=settings.disabled_plugins, sources=settings.plugin_sources)
     options = {k: getattr(args, k) for k in ("epochs", "learning_rate", "batch_size", "max_length",
                                              "validation_split", "seed", "lora_rank", "lora_alpha", "lora_targets")
                if getattr(args, k) is not None}
@@ -208,7 +213,7 @@ def _models_handler(settings: Settings, args: argparse.Namespace) -> int:
         elif not models:
             print(f"no trained models yet ({store.root}); train one with `{_prog()} train`")
         for m in models if not args.models_json else ():
-            print(f"{m.ref}  {', '.join(m.tasks)}  from {m.card.get('base_model')}  {_metrics(m.card.get('metrics'))}"
+            print(f"{m.ref}  {m.kind or m.task}  from {m.card.get('base_model')}  {_metrics(m.card.get('metrics'))}"
                   f"  {m.card.get('date', '')}")
         return 0
     name = _store_name(args.model)

@@ -202,7 +202,7 @@ class Zoo:
         from zoo.models.store import ModelStore
 
         try:
-            return [m.ref for m in ModelStore.of(self.settings.cache_dir).list(plugin.task)]
+            return [m.ref for m in ModelStore.of(self.settings.cache_dir).list(plugin.task, _kind_name(plugin))]
         except OSError:  # an unreadable store offers nothing rather than breaking the tab
             return []
 
@@ -256,8 +256,8 @@ class Zoo:
         from zoo.models.store import ModelStore
 
         model = ModelStore.of(self.settings.cache_dir).get(name)  # ModelNotFound names the ones there are
-        if plugin.task not in model.tasks:
-            served = [p.title for p in self.registry.plugins() if p.task in model.tasks]
+        if not model.serves(plugin.task, _kind_name(plugin)):
+            served = [p.title for p in self.registry.plugins() if model.serves(p.task, _kind_name(p))]
             where = f"pick it in the {' or '.join(served)} tab" if served else "pick it in the tab for its task"
             raise ModelNotAllowed(f"`{ref}` is a {model.task or 'unknown-task'} model, so {plugin.title} "
                                   f"({plugin.task}) cannot run it.",
@@ -369,3 +369,9 @@ class Zoo:
         for result in self.stream(task, values, ctx):
             pass
         return result
+
+
+def _kind_name(plugin: Plugin) -> str | None:
+    """The name of the model kind a plugin declares (None for one without a model)."""
+    kind = plugin.model_kind
+    return getattr(kind, "name", kind)

@@ -23,13 +23,6 @@ from zoo.errors import InvalidInput, ModelNotFound
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 NAME_RULE = "must be 1 to 64 characters: lower-case letters, digits, `.`, `_` or `-`, starting with a letter or digit"
-#: The tasks a stored model of each card task serves: a tuned language model is a chat model too.
-SERVES: dict[str, tuple[str, ...]] = {
-    "text-generation": ("text-generation", "conversational"),
-    "conversational": ("text-generation", "conversational"),
-}
-
-
 def check_name(name: Any, field: str = "name") -> str:
     """A valid store name, or InvalidInput saying the rule."""
     if not isinstance(name, str) or not NAME_RE.fullmatch(name.strip()) or ".." in name:
@@ -42,10 +35,12 @@ def store_root(cache_dir: Path | str) -> Path:
     return Path(cache_dir) / "trained"
 
 
-def tasks_of(card: dict[str, Any]) -> tuple[str, ...]:
-    """The tasks (tabs) a stored model serves, from its card."""
-    task = str(card.get("task") or "")
-    return SERVES.get(task, (task,) if task else ())
+def serves(card: dict[str, Any], task: str, kind: str | None) -> bool:
+    """True when a stored model (its card) can run in a tab of `task` whose plugin runs model kind `kind`:
+    the same kind (a tuned language model serves every language-model tab), else the same task."""
+    if card.get("kind") and kind:
+        return card["kind"] == kind
+    return bool(card.get("task")) and card.get("task") == task
 
 
 @dataclass(frozen=True)
@@ -65,8 +60,13 @@ class StoredModel:
         return str(self.card.get("task") or "")
 
     @property
-    def tasks(self) -> tuple[str, ...]:
-        return tasks_of(self.card)
+    def kind(self) -> str:
+        """The model kind it was trained as ("" on a card without one)."""
+        return str(self.card.get("kind") or "")
+
+    def serves(self, task: str, kind: str | None) -> bool:
+        """True when it can run in a tab of `task` whose plugin runs model kind `kind`."""
+        return serves(self.card, task, kind)
 
 
 class ModelStore:
@@ -98,8 +98,8 @@ class ModelStore:
             card = {}
         return StoredModel(name, path, card)
 
-    def list(self, task: str | None = None) -> list[StoredModel]:
-        """Every complete entry (optionally those serving `task`), newest first."""
+    def list(self, task: str | None = None, kind: str | None = None) -> list[StoredModel]:
+        """Every complete entry (optionally those a tab of `task` running model kind `kind` can run), newest first."""
         if not self.root.is_dir():
             return []
         found = []
@@ -107,7 +107,7 @@ class ModelStore:
             if child.name.startswith(".") or not NAME_RE.fullmatch(child.name) or not (child / "card.json").is_file():
                 continue
             model = self.get(child.name)
-            if task is None or task in model.tasks:
+            if task is None or model.serves(task, kind):
                 found.append(model)
         return sorted(found, key=lambda m: (str(m.card.get("date", "")), m.name), reverse=True)
 

@@ -34,18 +34,20 @@ class Job:
     base: str  # default base model reference
     data_help: str
     run_options: tuple[str, ...] = ()  # settings the job takes among its options (not hyperparameters)
+    kind: str = ""  # the model kind of the result: it is offered in every tab whose plugin runs that kind
 
 
-JOBS: dict[str, Job] = {
-    "text-classification": Job("text-classification", "zoo.training.classify", "train_text", "text-classification",
-                               "packaged:all-minilm-l6-v2", "CSV or JSONL with `text,label`"),
-    "token-classification": Job("token-classification", "zoo.training.classify", "train_tokens",
-                                "token-classification", "packaged:all-minilm-l6-v2",
-                                "CoNLL (`token tag` lines) or JSONL with `tokens,tags`"),
-    # The tuned LM serves the Chat and Text generation tabs both (zoo.models.store.SERVES).
-    "lm-lora": Job("lm-lora", "zoo.training.lora", "train", "text-generation", "packaged:smollm2-135m-instruct",
-                   'JSONL of {"messages": [...]} or {"prompt", "response"}', ("cache_dir", "threads")),
-}
+#: The jobs this zoo can run, by name: the built-in ones register in plugins/fine_tune.py, and a
+#: third-party package can add its own the same way (`register_job`).
+JOBS: dict[str, Job] = {}
+
+
+def register_job(job: Job, replace: bool = False) -> Job:
+    """Make a training job available to the Fine-tune tab and `zoo train`."""
+    if job.name in JOBS and not replace and JOBS[job.name] != job:
+        raise InvalidInput("job", job.name, "is already registered", "pick another name, or pass replace=True")
+    JOBS[job.name] = job
+    return job
 
 
 def get_job(name: str) -> Job:
@@ -198,7 +200,7 @@ def run_job(settings: Any, job_name: str, data: Path | str, name: str, base: str
         if not (model_dir / "config.json").is_file():
             raise ModelLoadError(f"The {job.name} job wrote no model folder.", "see the server log")
         card = {
-            "task": job.task, "job": job.name, "base_model": base_ref,
+            "task": job.task, "kind": job.kind, "job": job.name, "base_model": base_ref,
             "base_model_id": _hub_id(base_ref),
             "data": {"file": data.name, "sha256": sha256(data), "bytes": data.stat().st_size,
                      "rows": result.get("rows", {})},

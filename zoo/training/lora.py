@@ -146,16 +146,22 @@ def base_folder(base: Path, cache_dir: Path | None = None) -> Path:
     if not (converted / ".zoo-complete").exists():
         import torch
 
-        from zoo.kinds import get_kind
         from zoo.models.loaders import LoadContext, load_gguf_transformers
         from zoo.models.refs import parse_ref
         from zoo.models.sources import Resolved
 
         # The loader the chat tab uses writes the copy, so tuning and chatting share one dequantisation.
         ctx = LoadContext(device="cpu", dtype=torch.float32, cache_dir=cache_dir)
-        lm, _ = load_gguf_transformers(Resolved(parse_ref(str(gguf)), gguf, "local"), get_kind("causal-lm"), ctx)
+        lm, _ = load_gguf_transformers(Resolved(parse_ref(str(gguf)), gguf, "local"), _gguf_base_kind(), ctx)
         del lm
     return converted
+
+
+def _gguf_base_kind():
+    """What the dequantising loader is told it builds: a causal LM (it reads the GGUF; no registry lookup)."""
+    from zoo.kinds import ModelKind
+
+    return ModelKind("lora-base-model", auto_class="AutoModelForCausalLM", language_model=True)
 
 
 def _load(folder: Path) -> tuple[Any, Any]:
