@@ -375,6 +375,40 @@ def check_voice_chat(z: ZooPage, panel: Any, plugin: P.Plugin, tmp_path: Path) -
         time.sleep(0.1)
 
 
+def check_fine_tune(z: ZooPage, panel: Any, plugin: P.Plugin, tmp_path: Path) -> None:
+    """The newcomer's path: the sentiment example trains in the browser in under 3 minutes; the model is
+    then in the Text classification tab's picker and labels sentences it never saw."""
+    from training_data import HELD_OUT_SENTIMENT
+
+    load_first_example(z, panel, plugin)
+    name = f"browser-sentiment-{int(time.time())}"  # a new name: models are never overwritten
+    z.fill_text(plugin.task, "name", name)
+    status = z.field(plugin.task, "status", output=True)
+    started = time.perf_counter()
+    z.run(plugin.task, panel)
+    z.wait_done(panel, lambda: f"trained:{name}" in z.text_value(status), timeout=180)
+    trained_in = time.perf_counter() - started
+    assert trained_in < 180, f"training took {trained_in:.0f} s"
+    assert "Validation:" in z.text_value(status) and "Text classification" in z.text_value(status)
+    print(f"\nfine-tune: trained in the browser in {trained_in:.1f} s")
+    tab = z.open_tab("Text classification", "tab-text-classification")
+    picker = z.field("text-classification", "model").locator("input").first
+    picker.click()  # the picker refreshes its choices when focused: the new model is offered
+    z.page.get_by_role("option", name=f"trained:{name}").first.click()
+    assert picker.input_value() == f"trained:{name}"
+    out = z.field("text-classification", "labels", output=True)
+    unseen = [next(x for x in HELD_OUT_SENTIMENT if x[1] == want) for want in ("positive", "negative")]
+    before: Any = z.read_output(out, "Labels")
+    for text, label in unseen:
+        z.fill_text("text-classification", "text", text)
+        z.run("text-classification", tab)
+        z.wait_done(tab, lambda: bool(z.read_output(out, "Labels")) and z.read_output(out, "Labels") != before)
+        shown = before = z.read_output(out, "Labels")
+        best = max(shown, key=lambda k: float(shown[k].rstrip("%")))
+        assert best == label, (text, shown)
+    z.open_tab(plugin.title, f"tab-{plugin.task}")
+
+
 CHECKS: dict[str, Callable[[ZooPage, Any, P.Plugin, Path], None]] = {
     "text-generation": check_text_generation,
     "conversational": check_chat,
@@ -385,6 +419,7 @@ CHECKS: dict[str, Callable[[ZooPage, Any, P.Plugin, Path], None]] = {
     "image-text-to-text": check_image_question,
     "document-qa": check_document_qa,
     "voice-chat": check_voice_chat,
+    "fine-tune": check_fine_tune,
 }
 
 
