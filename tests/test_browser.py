@@ -42,6 +42,9 @@ REGISTRY = Registry.builtin(allow=_SETTINGS.plugins, deny=_SETTINGS.disabled_plu
 PLUGINS = {p.task: p for p in REGISTRY.plugins()}
 
 BROKEN_NAME = "broken-demo"
+#: The model cache the browser tier's app uses (the session's, shared with other tests): a model the
+#: Fine-tune check trains there is deleted again, so that no other test sees it in a picker.
+APP_CACHE: list[Path] = []
 BROKEN_MODULE = "zoo_plugin_broken_demo"
 MISSING_DEPENDENCY = "zoo_missing_dependency_for_the_browser_test"
 
@@ -65,6 +68,7 @@ def app(model_cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         "ZOO_PLUGIN_SOURCES": "all",
         "ZOO_PLUGINS": ",".join([*PLUGINS, BROKEN_NAME]),
     }
+    APP_CACHE[:] = [model_cache_dir]
     with start_app(env, log=tmp_path_factory.mktemp("app-log") / "app.log", timeout=60) as server:
         yield server
 
@@ -378,10 +382,21 @@ def check_voice_chat(z: ZooPage, panel: Any, plugin: P.Plugin, tmp_path: Path) -
 def check_fine_tune(z: ZooPage, panel: Any, plugin: P.Plugin, tmp_path: Path) -> None:
     """The newcomer's path: the sentiment example trains in the browser in under 3 minutes; the model is
     then in the Text classification tab's picker and labels sentences it never saw."""
+    from zoo.models.store import ModelStore
+
+    name = f"browser-sentiment-{int(time.time())}"  # a new name: models are never overwritten
+    try:
+        _fine_tune_and_use(z, panel, plugin, name)
+    finally:
+        store = ModelStore.of(APP_CACHE[0])
+        if store.exists(name):
+            store.delete(name)
+
+
+def _fine_tune_and_use(z: ZooPage, panel: Any, plugin: P.Plugin, name: str) -> None:
     from training_data import HELD_OUT_SENTIMENT
 
     load_first_example(z, panel, plugin)
-    name = f"browser-sentiment-{int(time.time())}"  # a new name: models are never overwritten
     z.fill_text(plugin.task, "name", name)
     status = z.field(plugin.task, "status", output=True)
     started = time.perf_counter()
