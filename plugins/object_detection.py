@@ -105,14 +105,15 @@ def select(found: list[dict[str, Any]], size: tuple[int, int], threshold: float,
     width, height = size
     kept = []
     for d in sorted(found, key=lambda d: -d["score"]):
-        if d["score"] < threshold or (labels is not None and d["label"] not in labels):
+        score = round(float(d["score"]), 4)  # the score listed is the one compared: a row never shows less
+        if score < threshold or (labels is not None and d["label"] not in labels):
             continue
         x0, y0, x1, y1 = (round(float(v), 1) for v in d["box"])
         x0, x1 = min(max(x0, 0.0), float(width)), min(max(x1, 0.0), float(width))
         y0, y1 = min(max(y0, 0.0), float(height)), min(max(y1, 0.0), float(height))
         if pixel_box(Box(x0, y0, x1, y1), size) is None:
             continue
-        kept.append({"label": d["label"], "score": round(float(d["score"]), 4), "box": [x0, y0, x1, y1]})
+        kept.append({"label": d["label"], "score": score, "box": [x0, y0, x1, y1]})
     return kept[:max_detections]
 
 
