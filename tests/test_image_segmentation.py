@@ -138,3 +138,20 @@ def test_zoo_run_image_segmentation_from_the_command_line(model_cache_dir: Path,
     printed = json.loads(out.stdout)
     assert len(printed["segments"]) == len(printed["masks"]) == 2
     assert Image.open(printed["overlay"]).size == (320, 240) and Image.open(printed["masks"][0][0]).size == (320, 240)
+
+
+def test_the_tiny_segmenter_builds_byte_identical_offline_and_the_plugin_file_stands_alone(tmp_path: Path) -> None:
+    import hashlib
+
+    from zoo import tiny
+    from zoo.registry import Registry
+
+    def digests(folder: Path) -> dict[str, str]:
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+    first, second = tiny.build(TASK, tmp_path / "a"), tiny.build(TASK, tmp_path / "b")
+    assert digests(first) == digests(second) and "model.safetensors" in digests(first)
+    config = json.loads((first / "config.json").read_text())
+    assert config["model_type"] == "segformer" and len(config["id2label"]) == len(TINY_SEGMENTATION_LABELS)
+    full, without = Registry.discover(), Registry.discover(deny=[TASK])
+    assert TASK in full.tasks() and set(without.tasks()) == set(full.tasks()) - {TASK} and not full.quarantined

@@ -180,3 +180,20 @@ def test_zoo_run_object_detection_from_the_command_line(model_cache_dir: Path, t
                          env={**os.environ, "HF_HUB_OFFLINE": "1", "ZOO_CACHE_DIR": str(model_cache_dir)},
                          timeout=300)
     assert bad.returncode == 2 and "is not a label this model detects" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_the_tiny_detector_builds_byte_identical_offline_and_the_plugin_file_stands_alone(tmp_path: Path) -> None:
+    import hashlib
+
+    from zoo import tiny
+    from zoo.registry import Registry
+
+    def digests(folder: Path) -> dict[str, str]:
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+    first, second = tiny.build(TASK, tmp_path / "a"), tiny.build(TASK, tmp_path / "b")
+    assert digests(first) == digests(second) and "model.safetensors" in digests(first)
+    config = json.loads((first / "config.json").read_text())
+    assert config["backbone_config"]["model_type"] == "resnet" and config["num_queries"] == TINY_QUERIES
+    full, without = Registry.discover(), Registry.discover(deny=[TASK])
+    assert TASK in full.tasks() and set(without.tasks()) == set(full.tasks()) - {TASK} and not full.quarantined
