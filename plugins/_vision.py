@@ -1,4 +1,4 @@
-"""Drawing helpers shared by the vision plugins: a fixed palette, boxes with labels, blended masks.
+"""Drawing helpers shared by the vision plugins: a fixed palette, boxes with labels, blended masks, legends.
 
 Pure PIL and numpy, and exact, so tests can check pixels: `draw_boxes` paints each box's
 outline (`width` pixels thick, inside the box) in its colour and a filled tag holding its
@@ -175,5 +175,33 @@ def mask_image(mask: Any, rgb: Sequence[int], size: tuple[int, int] | None = Non
     return PILImage.fromarray(pixels)
 
 
-__all__ = ["PALETTE", "Box", "blend_masks", "colour", "draw_boxes", "hex_colour", "mask_image", "pixel_box",
-           "tag_box", "text_colour"]
+#: A legend row's height and its colour swatch's side, in pixels.
+LEGEND_ROW, LEGEND_SWATCH = 20, 14
+
+
+def swatch_box(row: int) -> tuple[int, int, int, int]:
+    """Where row `row`'s colour swatch is in a legend (x0, y0, x1, y1 exclusive)."""
+    top = 4 + row * LEGEND_ROW + (LEGEND_ROW - LEGEND_SWATCH) // 2
+    return 6, top, 6 + LEGEND_SWATCH, top + LEGEND_SWATCH
+
+
+def draw_legend(entries: Sequence[tuple[str, Sequence[int]]], width: int = 320) -> "Image.Image":
+    """A legend picture: one row per (text, colour), a square swatch of the colour then the text, on white.
+
+    The picture is `width` wide and 8 + LEGEND_ROW pixels a row high; swatch_box(i) gives row i's swatch."""
+    from PIL import Image as PILImage
+    from PIL import ImageDraw
+
+    if not entries:
+        raise InvalidInput("entries", "[]", "must list at least one label", "draw a legend only when masks were found")
+    legend = PILImage.new("RGB", (width, 8 + LEGEND_ROW * len(entries)), (255, 255, 255))
+    draw = ImageDraw.Draw(legend)
+    for row, (text, rgb) in enumerate(entries):
+        x0, y0, x1, y1 = swatch_box(row)
+        draw.rectangle((x0, y0, x1 - 1, y1 - 1), fill=tuple(rgb[:3]))
+        draw.text((x1 + 8, y0), text, fill=(20, 20, 20), font=_font(12))
+    return legend
+
+
+__all__ = ["LEGEND_ROW", "PALETTE", "Box", "blend_masks", "colour", "draw_boxes", "draw_legend", "hex_colour",
+           "mask_image", "pixel_box", "swatch_box", "tag_box", "text_colour"]

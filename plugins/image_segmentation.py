@@ -5,7 +5,7 @@ and its image processor) serves semantic segmenters: SegFormer (the online defau
 nvidia/segformer-b0-finetuned-ade-512-512, 150 ADE20K classes), BEiT, DPT, UperNet... The
 processor's post-processing upsamples the model's logits to the picture's size and takes the
 best label of each pixel; the plugin makes one mask per label found, blends the masks over the
-picture in palette colours, and lists each label's pixels and share of the picture. Offline
+picture in palette colours with a legend, and lists each label's pixels and share of the picture. Offline
 the kind's tiny random-weight SegFormer (`tiny:image-segmentation`) stands in: its masks are
 noise, drawn and counted exactly like a real model's.
 """
@@ -62,11 +62,11 @@ def segments(label_map: Any, names: dict[int, str]) -> list[tuple[str, Any]]:
 
 
 def present(image: Any, found: list[tuple[str, Any]], opacity: float, max_labels: int) -> dict[str, Any]:
-    """The overlay, one mask picture per label (captioned) and the table, for (label, mask) pairs.
+    """The overlay, its legend, one mask picture per label (captioned) and the table, for (label, mask) pairs.
 
     Labels get palette colours in the order given (most pixels first); labels past `max_labels`
     are left out of the overlay, the masks and the table, and counted in the details."""
-    from plugins._vision import blend_masks, colour, hex_colour, mask_image
+    from plugins._vision import blend_masks, colour, draw_legend, hex_colour, mask_image
 
     total = image.width * image.height
     shown = found[:max_labels]
@@ -79,8 +79,10 @@ def present(image: Any, found: list[tuple[str, Any]], opacity: float, max_labels
         gallery.append((mask_image(mask, rgb), f"{label} · {pixels} px · {share:.1%}"))
         rows.append([label, hex_colour(rgb), pixels, share])
         listed.append({"label": label, "colour": hex_colour(rgb), "pixels": pixels, "share": share})
-    return {"overlay": blend_masks(image, masks, alpha=opacity), "masks": gallery, "segments": rows,
-            "listed": listed, "hidden": [label for label, _ in found[max_labels:]]}
+    legend = draw_legend([(f"{d['label']}  {d['share']:.1%}", rgb) for d, (_, rgb) in zip(listed, masks)],
+                         width=max(200, min(image.width, 480))) if listed else None
+    return {"overlay": blend_masks(image, masks, alpha=opacity), "legend": legend, "masks": gallery,
+            "segments": rows, "listed": listed, "hidden": [label for label, _ in found[max_labels:]]}
 
 
 def mask_png(mask: Any) -> str:
@@ -104,8 +106,8 @@ class ImageSegmentation(Plugin):
     title = "Image segmentation"
     group = "vision"
     description = ("Upload a picture; the model labels every pixel (150 ADE20K classes with the default SegFormer: "
-                   "wall, sky, tree, person...). The masks are blended over the picture in colours listed in the "
-                   "table, each label's mask comes separately, and the table gives its pixels and share of the "
+                   "wall, sky, tree, person...). The masks are blended over the picture in the colours of the "
+                   "legend, each label's mask comes separately, and the table gives its pixels and share of the "
                    "picture. Offline no real segmenter is packaged: the tab then runs a tiny random-weight model, "
                    "whose masks are noise.")
     order = 64
@@ -120,8 +122,9 @@ class ImageSegmentation(Plugin):
     )
     outputs = (
         Image("overlay", label="Segments"),
+        Image("legend", label="Legend"),
         Gallery("masks", label="Mask per label"),
-        Table("segments", label="Labels (legend)", headers=HEADERS),
+        Table("segments", label="Labels", headers=HEADERS),
         Json("details", label="Details"),
     )
 
@@ -150,8 +153,8 @@ class ImageSegmentation(Plugin):
         if ctx.is_tiny:
             details["note"] = ("Tiny random-weight model: its masks are noise. It shows the plumbing offline; "
                                f"pick {self.models.online} (online) for real segments.")
-        return {"overlay": shown["overlay"], "masks": shown["masks"], "segments": shown["segments"],
-                "details": details}
+        return {"overlay": shown["overlay"], "legend": shown["legend"], "masks": shown["masks"],
+                "segments": shown["segments"], "details": details}
 
     def run_remote(self, remote: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         """Masks from a remote engine's image-segmentation API (the picture goes as PNG), drawn here.

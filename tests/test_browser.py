@@ -440,6 +440,8 @@ def check_image_segmentation(z: ZooPage, panel: Any, plugin: P.Plugin, tmp_path:
     """The overlay and every mask have the sample picture's size (320x240); one legend row per mask."""
     images = run_first_example(z, panel, plugin)
     assert [(i["width"], i["height"]) for i in images] == [(320, 240)], images
+    legend = z.read_output(z.field(plugin.task, "legend", output=True), "Image")
+    assert len(legend) == 1 and legend[0]["width"] == 320, legend
     masks = z.read_output(z.field(plugin.task, "masks", output=True), "Gallery")
     rows = z.read_output(z.field(plugin.task, "segments", output=True), "Table")
     assert masks and all((m["width"], m["height"]) == (320, 240) for m in masks), masks

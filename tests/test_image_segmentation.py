@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from plugins._vision import colour, hex_colour
+from plugins._vision import colour, hex_colour, swatch_box
 from plugins.image_segmentation import HEADERS, TINY_SEGMENTATION_LABELS, ImageSegmentation, present, segments
 from samples import _image, huge_png
 from zoo.errors import InvalidInput
@@ -43,7 +43,7 @@ def test_declaration_examples_and_output_types_pass_the_plugin_kit() -> None:
     (result,) = check_plugin(ImageSegmentation)  # the generated example: the sample picture
     assert result["overlay"].size == (320, 240) and all(p.size == (320, 240) for p, _ in result["masks"])
     assert ImageSegmentation.endpoint() == "image_segmentation" and ImageSegmentation.group == "vision"
-    assert ImageSegmentation.order == 64 and list(ImageSegmentation.outputs[2].headers) == list(HEADERS)
+    assert ImageSegmentation.order == 64 and list(ImageSegmentation.outputs[3].headers) == list(HEADERS)
 
 
 def test_synthetic_masks_colour_exactly_their_pixels_and_are_counted() -> None:
@@ -62,6 +62,11 @@ def test_synthetic_masks_colour_exactly_their_pixels_and_are_counted() -> None:
     for (label, mask), rgb in zip(found, (colour(0), colour(1), colour(2))):
         expected = np.floor(0.5 * 100 + 0.5 * np.array(rgb) + 0.5)
         assert (overlay[mask] == expected).all(), label  # each mask's pixels, and only those, take its colour
+    legend = np.asarray(shown["legend"])
+    for row, rgb in enumerate((colour(0), colour(1), colour(2))):  # the legend's swatches, in the table's order
+        x0, y0, x1, y1 = swatch_box(row)
+        assert (legend[y0:y1, x0:x1] == rgb).all()
+    assert shown["legend"].height == 8 + 20 * 3
     picture, caption = shown["masks"][1]
     assert np.array_equal(_mask_of(picture), label_map == 2) and caption == "tree · 200 px · 16.7%"
     assert (np.asarray(picture)[label_map == 2] == colour(1)).all()
@@ -86,6 +91,11 @@ def test_the_tiny_models_masks_have_the_pictures_size_and_cover_it_once(tiny_zoo
         assert label in TINY_SEGMENTATION_LABELS and hexed == hex_colour(colour(i))
         assert pixels == int(mask.sum()) and share == round(pixels / (320 * 240), 4) and caption.startswith(label)
     assert [r[2] for r in rows] == sorted((r[2] for r in rows), reverse=True)  # most pixels first
+    legend = np.asarray(result["legend"])
+    assert result["legend"].height == 8 + 20 * len(rows)  # one legend row per label, in the table's colours
+    for row, (_, hexed, *_) in enumerate(rows):
+        x0, y0, _, _ = swatch_box(row)
+        assert hex_colour(legend[y0, x0]) == hexed
     # The overlay is the picture with each mask blended in at the default opacity 0.5, exactly.
     src, overlay = np.asarray(image).astype(int), np.asarray(result["overlay"]).astype(int)
     assert result["overlay"].size == image.size

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from plugins._vision import (PALETTE, Box, blend_masks, colour, draw_boxes, hex_colour, mask_image, pixel_box, tag_box,
-                             text_colour)
+from plugins._vision import (LEGEND_ROW, PALETTE, Box, blend_masks, colour, draw_boxes, draw_legend, hex_colour,
+                             mask_image, pixel_box, swatch_box, tag_box, text_colour)
 from zoo.errors import InvalidInput
 
 GREY = (90, 90, 90)
@@ -132,3 +132,20 @@ def test_the_palette_is_distinct_and_never_black() -> None:
     assert all(any(c) for c in PALETTE)  # a mask picture's black is never a label's colour
     assert colour(0) == colour(20) and colour(3) == PALETTE[3]
     assert hex_colour((230, 25, 75)) == "#e6194b"
+
+
+def test_a_legend_has_one_swatch_of_each_colour_and_its_text_beside_it() -> None:
+    entries = [("sky  52.0%", colour(0)), ("tree  30.5%", colour(1)), ("road  17.5%", colour(2))]
+    legend = draw_legend(entries, width=240)
+    assert legend.size == (240, 8 + 3 * LEGEND_ROW)
+    pixels = np.asarray(legend)
+    coloured = ~(pixels == 255).all(axis=2)
+    for row, (_, rgb) in enumerate(entries):
+        x0, y0, x1, y1 = swatch_box(row)
+        assert (pixels[y0:y1, x0:x1] == rgb).all()  # the whole swatch, in the label's colour
+        assert (pixels[y0 - 1, x0:x1] == 255).all() and (pixels[y0:y1, x1] == 255).all()  # and no more
+        text = coloured[y0 - 3:y1 + 3, x1 + 4:]
+        assert text.sum() > 20  # the text is written beside it
+    assert not coloured[:, :swatch_box(0)[0]].any()  # a white margin
+    with pytest.raises(InvalidInput, match="at least one label"):
+        draw_legend([])
