@@ -424,6 +424,31 @@ def _fine_tune_and_use(z: ZooPage, panel: Any, plugin: P.Plugin, name: str) -> N
     z.open_tab(plugin.title, f"tab-{plugin.task}")
 
 
+def check_object_detection(z: ZooPage, panel: Any, plugin: P.Plugin, tmp_path: Path) -> None:
+    """The sample picture (320x240) comes back at its own size with boxes drawn, one table row per box."""
+    images = run_first_example(z, panel, plugin)
+    assert [(i["width"], i["height"]) for i in images] == [(320, 240)], images
+    rows = z.read_output(z.field(plugin.task, "detections", output=True), "Table")
+    assert rows and all(len(r) == 6 for r in rows), rows  # label, score, x0, y0, x1, y1
+    for label, score, *box in rows:
+        x0, y0, x1, y1 = map(float, box)
+        assert label and 0.5 <= float(score) <= 1 and 0 <= x0 < x1 <= 320 and 0 <= y0 < y1 <= 240, rows
+    assert "Tiny random-weight" in z.read_output(z.field(plugin.task, "details", output=True), "Json")
+
+
+def check_image_segmentation(z: ZooPage, panel: Any, plugin: P.Plugin, tmp_path: Path) -> None:
+    """The overlay and every mask have the sample picture's size (320x240); one legend row per mask."""
+    images = run_first_example(z, panel, plugin)
+    assert [(i["width"], i["height"]) for i in images] == [(320, 240)], images
+    legend = z.read_output(z.field(plugin.task, "legend", output=True), "Image")
+    assert len(legend) == 1 and legend[0]["width"] == 320, legend
+    masks = z.read_output(z.field(plugin.task, "masks", output=True), "Gallery")
+    rows = z.read_output(z.field(plugin.task, "segments", output=True), "Table")
+    assert masks and all((m["width"], m["height"]) == (320, 240) for m in masks), masks
+    assert len(rows) == len(masks) and all(re.fullmatch(r"#[0-9a-f]{6}", r[1]) for r in rows), rows
+    assert sum(int(r[2]) for r in rows) == 320 * 240, rows  # every pixel has one label
+
+
 CHECKS: dict[str, Callable[[ZooPage, Any, P.Plugin, Path], None]] = {
     "text-generation": check_text_generation,
     "conversational": check_chat,
@@ -435,6 +460,8 @@ CHECKS: dict[str, Callable[[ZooPage, Any, P.Plugin, Path], None]] = {
     "document-qa": check_document_qa,
     "voice-chat": check_voice_chat,
     "fine-tune": check_fine_tune,
+    "object-detection": check_object_detection,
+    "image-segmentation": check_image_segmentation,
 }
 
 

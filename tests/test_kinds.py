@@ -45,7 +45,7 @@ def build_tiny_detector(out_dir: Path) -> None:
     YolosForObjectDetection(config).save_pretrained(out_dir)
 
 
-OBJECT_DETECTION = ModelKind("object-detection", auto_class="AutoModelForObjectDetection", processor="processor",
+OBJECT_DETECTION = ModelKind("toy-detection", auto_class="AutoModelForObjectDetection", processor="processor",
                              tiny=build_tiny_detector, description="an object detector")
 
 
@@ -53,10 +53,10 @@ class Detector(Plugin):
     """Boxes and labels of what an image shows."""
 
     api_version = 2  # Plugin API 2 (zoo.API_VERSION once that lands)
-    task = "object-detection"
-    title = "Object detection"
+    task = "toy-detection"
+    title = "Toy detection"
     model_kind = OBJECT_DETECTION
-    models = ModelChoices(online="tiny:object-detection", tiny="tiny:object-detection")
+    models = ModelChoices(online="tiny:toy-detection", tiny="tiny:toy-detection")
     inputs = (Image("image"),)
     options = (Float("threshold", 0.0, 0.0, 1.0),)
     outputs = (Json("detections"),)
@@ -78,7 +78,7 @@ class Detector(Plugin):
 
 @pytest.fixture
 def detection() -> Iterator[ModelKind]:
-    """The object-detection kind, registered for one test (as a plugin package's import would)."""
+    """The toy-detection kind, registered for one test (as a plugin package's import would)."""
     register_kind(OBJECT_DETECTION)
     yield OBJECT_DETECTION
     unregister_kind(OBJECT_DETECTION.name)
@@ -92,31 +92,31 @@ def _picture() -> Any:
 
 def test_a_registered_kind_loads_its_tiny_model_through_the_transformers_family(settings: Settings,
                                                                                detection: ModelKind) -> None:
-    assert get_kind("object-detection") is detection and detection in registered_kinds()
-    loaded = ModelManager(settings.replace(isolation="inline")).load("tiny:object-detection", "object-detection")
-    assert loaded.family == "transformers" and loaded.kind == "object-detection" and loaded.is_tiny
+    assert get_kind("toy-detection") is detection and detection in registered_kinds()
+    loaded = ModelManager(settings.replace(isolation="inline")).load("tiny:toy-detection", "toy-detection")
+    assert loaded.family == "transformers" and loaded.kind == "toy-detection" and loaded.is_tiny
     assert type(loaded.model.model).__name__ == "YolosForObjectDetection"
     assert type(loaded.model.processor).__name__.startswith("YolosImageProcessor")
     assert loaded.model.model.config.id2label == dict(enumerate(LABELS))
-    assert (settings.cache_dir / "tiny" / "object-detection" / ".zoo-tiny-complete").is_file()
+    assert (settings.cache_dir / "tiny" / "toy-detection" / ".zoo-tiny-complete").is_file()
 
 
 def test_a_plugin_brings_its_kind_and_runs_in_a_worker(settings: Settings) -> None:
     registry = Registry()
     try:
         registry.register(Detector, "tests.test_kinds")  # registers OBJECT_DETECTION too
-        assert get_kind("object-detection") is OBJECT_DETECTION
+        assert get_kind("toy-detection") is OBJECT_DETECTION
         values = {"image": _picture(), "threshold": 0.0}
-        inline = Zoo(settings.replace(tiny=True, isolation="inline"), registry=registry).run("object-detection",
+        inline = Zoo(settings.replace(tiny=True, isolation="inline"), registry=registry).run("toy-detection",
                                                                                             **values)
         worker_zoo = Zoo(settings.replace(tiny=True, isolation="process"), registry=registry)
         try:
-            isolated = worker_zoo.run("object-detection", **values)
-            assert [h.kind for h in worker_zoo.models.workers.handles()] == ["object-detection"]
+            isolated = worker_zoo.run("toy-detection", **values)
+            assert [h.kind for h in worker_zoo.models.workers.handles()] == ["toy-detection"]
         finally:
             worker_zoo.models.close()
     finally:
-        unregister_kind("object-detection")
+        unregister_kind("toy-detection")
     assert inline["pid"] == os.getpid() and isolated["pid"] != os.getpid()
     detections = inline["detections"]
     assert len(detections) == 5  # one per detection token, threshold 0
@@ -127,23 +127,23 @@ def test_a_plugin_brings_its_kind_and_runs_in_a_worker(settings: Settings) -> No
 
 def test_unknown_kind_names_the_registered_ones_and_the_fix(settings: Settings) -> None:
     with pytest.raises(UnknownKind) as info:
-        get_kind("object-detection")
+        get_kind("toy-detection")
     message = str(info.value)
-    assert "object-detection" in message and "register_kind" in message
+    assert "toy-detection" in message and "register_kind" in message
     for name in ("causal-lm", "automatic-speech-recognition", "text-to-image"):
         assert name in message
     assert isinstance(info.value, InvalidInput) and isinstance(info.value, KeyError)
     with pytest.raises(UnknownKind, match="causal-lm"):
-        ModelManager(settings).load("tiny:causal-lm", "object-detection")
+        ModelManager(settings).load("tiny:causal-lm", "toy-detection")
     with pytest.raises(ModelNotFound, match="tiny:causal-lm") as tiny_info:
-        ModelManager(settings).resolve("tiny:object-detection")
-    assert "Unknown tiny model kind `object-detection`" in str(tiny_info.value)
+        ModelManager(settings).resolve("tiny:toy-detection")
+    assert "Unknown tiny model kind `toy-detection`" in str(tiny_info.value)
 
     class Orphan(Detector):
         task = "orphan-detection"
-        model_kind = "object-detection"  # a name, but nothing registered it
+        model_kind = "toy-detection"  # a name, but nothing registered it
 
-    with pytest.raises(UnknownKind, match="object-detection"):
+    with pytest.raises(UnknownKind, match="toy-detection"):
         Registry().register(Orphan, "tests.test_kinds")
     registry = Registry()
     with pytest.raises(PluginLoadError, match="model_kind"):
@@ -152,12 +152,12 @@ def test_unknown_kind_names_the_registered_ones_and_the_fix(settings: Settings) 
 
 def test_a_clash_needs_replace(detection: ModelKind) -> None:
     register_kind(detection)  # the same kind again: nothing to decide
-    other = ModelKind("object-detection", auto_class="AutoModelForZeroShotObjectDetection", processor="processor")
+    other = ModelKind("toy-detection", auto_class="AutoModelForZeroShotObjectDetection", processor="processor")
     with pytest.raises(KindClash) as info:
         register_kind(other)
-    assert "object-detection" in str(info.value) and "replace=True" in str(info.value)
-    assert get_kind("object-detection") is detection
-    assert register_kind(other, replace=True) is other and get_kind("object-detection") is other
+    assert "toy-detection" in str(info.value) and "replace=True" in str(info.value)
+    assert get_kind("toy-detection") is detection
+    assert register_kind(other, replace=True) is other and get_kind("toy-detection") is other
     with pytest.raises(KindClash, match="causal-lm"):
         register_kind(ModelKind("causal-lm", auto_class="AutoModel"))
     assert get_kind("causal-lm").language_model
@@ -175,8 +175,8 @@ def test_bad_declarations_say_what_to_write() -> None:
 
 def test_kind_mismatch_reads_the_registered_auto_classes(settings: Settings, detection: ModelKind) -> None:
     manager = ModelManager(settings)
-    assert manager.kind_mismatch("tiny:object-detection", detection) is None
-    assert manager.kind_mismatch("tiny:object-detection", "text-classification") == \
+    assert manager.kind_mismatch("tiny:toy-detection", detection) is None
+    assert manager.kind_mismatch("tiny:toy-detection", "text-classification") == \
         "a yolos model (YolosForObjectDetection)"
     assert manager.kind_mismatch("tiny:causal-lm", detection) == "a llama model (LlamaForCausalLM)"
     # A family the kind does not name is refused before anything loads, saying what the files are.

@@ -317,6 +317,14 @@ def same_audio(local: dict, remote: dict) -> None:
     assert remote["details"]["sample_rate"] == local["details"]["sample_rate"]
 
 
+def same_drawing(table: str, picture: str) -> Callable[[dict, dict], None]:
+    """A check: the same rows, and the same picture drawn from them (the vision tabs draw the engine's answer)."""
+    def check(local: dict, remote: dict) -> None:
+        same(table)(local, remote)
+        assert local[table] and _same_images(local[picture], remote[picture])
+    return check
+
+
 QA_CONTEXT = "The Eiffel Tower is a wrought-iron tower in Paris, France. It was built between 1887 and 1889."
 # (id: the task, #variant), the values (or a function of a temp folder giving them), what must be equal.
 CASES: list[tuple[str, Any, Callable[[dict, dict], None]]] = [
@@ -350,6 +358,9 @@ CASES: list[tuple[str, Any, Callable[[dict, dict], None]]] = [
                                           "Eat fruit and vegetables.\nVolcanoes erupt."}, same("results")),
     ("image-classification", {"image": _image(), "top_k": 3}, same("labels")),
     ("image-to-text", {"image": _image(), "max_new_tokens": 8, "num_beams": 2}, same("caption")),
+    ("object-detection", {"image": _image(), "threshold": 0.0, "max_detections": 5},
+     same_drawing("detections", "annotated")),
+    ("image-segmentation", {"image": _image(), "opacity": 0.7}, same_drawing("segments", "overlay")),
 ]
 
 

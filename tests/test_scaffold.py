@@ -7,7 +7,7 @@ The slow tests install real packages from temporary folders: the one `zoo new-pl
 writes, and the three worked examples of docs/plugins.md (docs/examples/): a model-less
 plugin (zoo-text-stats), a composite plugin (zoo-describe-audio: speech recognition, then
 summarization, through ctx.stream/ctx.run) and a plugin that brings its own model kind
-(zoo-detect: object detection with a tiny YOLOS builder). Each must pass its own tests
+(zoo-detect: YOLOS detection with a tiny YOLOS builder). Each must pass its own tests
 (`pytest DIR`), appear in `zoo list`, run from the command line, and be a tab and an
 endpoint of the app.
 
@@ -268,7 +268,7 @@ PACKAGES = {  # folder -> (task, endpoint)
     "word-count": ("word-count", "/word_count"),
     "zoo-text-stats": ("text-statistics", "/text_statistics"),
     "zoo-describe-audio": ("describe-audio", "/describe_audio"),
-    "zoo-detect": ("object-detection", "/object_detection"),
+    "zoo-detect": ("yolos-detection", "/yolos_detection"),
 }
 USED = ("automatic-speech-recognition", "summarization")  # what describe-audio calls
 
@@ -384,7 +384,7 @@ def test_installed_plugins_run_from_the_command_line(installed: Installed) -> No
     described = _cli(installed, "describe-audio", "--audio", sample_speech(), "--max-length", "20")
     assert described["transcript"] == heard["text"].strip()
     assert described["summary"]
-    found = _cli(installed, "object-detection", "--image", sample_image(), "--threshold", "0")
+    found = _cli(installed, "yolos-detection", "--image", sample_image(), "--threshold", "0")
     assert len(found["objects"]) == 5 and Path(found["annotated"]).is_file()
 
 
@@ -403,20 +403,20 @@ def test_installed_plugins_are_tabs_and_endpoints(installed: Installed, tmp_path
     try:
         config = json.loads(_get(server.url + "config"))
         tabs = {c["props"].get("label") for c in config["components"] if c.get("type") == "tabitem"}
-        assert {"Word count", "Text statistics", "Describe this audio", "Object detection"} <= tabs, tabs
+        assert {"Word count", "Text statistics", "Describe this audio", "YOLOS detection"} <= tabs, tabs
         client = Client(server.url, verbose=False)
         api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
         params = {name: [p["parameter_name"] for p in api[name]["parameters"]] for _, name in PACKAGES.values()}
         assert params["/word_count"] == ["text", "case"]  # model-less: no `model` parameter
         assert params["/text_statistics"] == ["text", "top"]
         assert params["/describe_audio"] == ["audio", "max_length", "transcriber_model", "summarizer_model"]
-        assert params["/object_detection"] == ["image", "threshold", "model"]
+        assert params["/yolos_detection"] == ["image", "threshold", "model"]
         assert client.predict("hi there", "upper", api_name="/word_count") == ("HI THERE", {"characters": 8, "words": 2})
         minutes, _, table = client.predict("b a b", 2, api_name="/text_statistics")
         assert minutes == 0.01 and table["data"] == [["b", 2], ["a", 1]]
         summary, transcript = client.predict(handle_file(sample_speech()), 20, "", "", api_name="/describe_audio")
         assert isinstance(summary, str) and summary and isinstance(transcript, str)
-        annotated, objects = client.predict(handle_file(sample_image()), 0.0, "", api_name="/object_detection")
+        annotated, objects = client.predict(handle_file(sample_image()), 0.0, "", api_name="/yolos_detection")
         assert Path(annotated).is_file() and len(objects["data"]) == 5
     finally:
         server.stop()

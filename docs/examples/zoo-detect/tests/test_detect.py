@@ -1,4 +1,4 @@
-"""The object-detection plugin and its model kind: zoo.testing's check, then the boxes."""
+"""The yolos-detection plugin and its model kind: zoo.testing's check, then the boxes."""
 
 from zoo.kinds import get_kind
 from zoo.testing import check_plugin, zoo_for
@@ -13,8 +13,8 @@ def test_declaration_and_examples() -> None:
 
 def test_the_kind_registers_with_the_plugin() -> None:
     zoo = zoo_for(ObjectDetection)
-    assert get_kind("object-detection") == OBJECT_DETECTION
-    out = zoo.run("object-detection", image=sample_image(), threshold=0.0)
+    assert get_kind("yolos-detection") == OBJECT_DETECTION
+    out = zoo.run("yolos-detection", image=sample_image(), threshold=0.0)
     assert len(out["objects"]) == 5  # the tiny YOLOS has 5 detection tokens; threshold 0 keeps all
     for label, score, xmin, ymin, xmax, ymax in out["objects"]:
         assert label in TINY_LABELS and 0 <= score <= 1

@@ -1,9 +1,10 @@
-"""Object detection: a plugin that brings its own model kind (Plugin API 2).
+"""YOLOS detection: a plugin that brings its own model kind (Plugin API 2).
 
-The zoo has no object-detection kind built in. This package declares one: the transformers
-Auto class, a processor, and a tiny builder for `tiny:object-detection` (a seeded 2-layer
-YOLOS, so tests run offline in seconds). `model_kind = OBJECT_DETECTION` registers it when
-the plugin registers; worker processes import this module and find it the same way.
+The zoo's built-in object-detection tab serves DETR-family models; this package declares a kind
+of its own, `yolos-detection`: the transformers Auto class, a processor, and a tiny builder for
+`tiny:yolos-detection` (a seeded 2-layer YOLOS, so tests run offline in seconds).
+`model_kind = OBJECT_DETECTION` registers it when the plugin registers; worker processes import
+this module and find it the same way.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def build_tiny_detector(out_dir: Path) -> None:
 
 
 OBJECT_DETECTION = ModelKind(
-    "object-detection", auto_class="AutoModelForObjectDetection", processor="processor",
+    "yolos-detection", auto_class="AutoModelForObjectDetection", processor="processor",
     tiny=build_tiny_detector, description="boxes and labels for the objects in a picture")
 
 
@@ -38,12 +39,12 @@ class ObjectDetection(Plugin):
     """Finds objects in a picture: a box, a label and a score for each."""
 
     api_version = 2
-    task = "object-detection"
-    title = "Object detection"
+    task = "yolos-detection"
+    title = "YOLOS detection"
     description = "Upload a picture; the model draws a box around each object it finds."
     order = 230
     model_kind = OBJECT_DETECTION
-    models = ModelChoices(online="hustvl/yolos-tiny", offline="tiny:object-detection", tiny="tiny:object-detection",
+    models = ModelChoices(online="hustvl/yolos-tiny", offline="tiny:yolos-detection", tiny="tiny:yolos-detection",
                           known=("facebook/detr-resnet-50",))
     inputs = (Image("image", label="Picture"),)
     options = (Float("threshold", 0.5, 0.0, 1.0, step=0.05, info="Lowest score to show"),)
