@@ -335,7 +335,7 @@ class OpenAIApi:
         """Zoo.run in a worker thread, within the tab's admission."""
         import anyio
 
-        with self.admitted(plugin):
+        with self.admitted(plugin), openai_names():
             try:
                 return await anyio.to_thread.run_sync(functools.partial(self.zoo.run, plugin.task, ctx=ctx, **values),
                                                       limiter=self.limiter)
@@ -348,7 +348,8 @@ class OpenAIApi:
         release = self.admit(plugin)
         try:
             stream = events(self.zoo.stream(plugin.task, values, ctx))
-            first = await first_event(stream)
+            with openai_names():
+                first = await first_event(stream)
         except BaseException:
             ctx.cancel_event.set()
             release()
@@ -712,6 +713,22 @@ class OpenAIApi:
 
 
 # --------------------------------------------------------------------------- request pieces
+
+
+#: The tab's field name -> the request's own, for `param` in an error about a value the request sent.
+OPENAI_NAMES = {"max_new_tokens": "max_tokens", "num_images": "n", "message": "messages", "history": "messages",
+                "text": "input", "query": "input", "documents": "input", "audio": "file", "width": "size",
+                "height": "size"}
+
+
+@contextmanager
+def openai_names() -> Iterator[None]:
+    """Errors about a tab's field name the request's parameter in `param` (the message keeps the tab's words)."""
+    try:
+        yield
+    except InvalidInput as exc:
+        exc.name = OPENAI_NAMES.get(exc.name, exc.name)
+        raise
 
 
 def models_url(request: Any) -> str:
