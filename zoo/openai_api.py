@@ -778,12 +778,15 @@ def refuse_unsupported(payload: Mapping[str, Any]) -> None:
 
 
 def sampling(payload: Mapping[str, Any]) -> dict[str, Any]:
-    """The sampling options a request gives, by the tab's names; the tab's defaults fill the rest and its fields
-    check them (so a bad value is the tab's own error)."""
-    values = {"max_new_tokens": payload.get("max_completion_tokens", payload.get("max_tokens")),
-              "temperature": payload.get("temperature"), "top_p": payload.get("top_p"), "top_k": payload.get("top_k"),
-              "repetition_penalty": payload.get("repetition_penalty", payload.get("repeat_penalty")),
-              "seed": payload.get("seed")}
+    """The sampling options of a request, by the tab's names; the tab's fields check them (a bad value is the
+    tab's own error). Unset, temperature and top_p are OpenAI's 1, and the zoo's own top_k and
+    repetition_penalty are off, as an OpenAI client expects; max_tokens is the tab's default."""
+    def given(*names: str, default: Any = None) -> Any:
+        return next((payload[n] for n in names if payload.get(n) is not None), default)
+
+    values = {"max_new_tokens": given("max_completion_tokens", "max_tokens"), "temperature": given("temperature",
+              default=1.0), "top_p": given("top_p", default=1.0), "top_k": given("top_k", default=0),
+              "repetition_penalty": given("repetition_penalty", "repeat_penalty", default=1.0), "seed": given("seed")}
     return {k: v for k, v in values.items() if v is not None}
 
 
