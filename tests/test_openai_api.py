@@ -455,3 +455,61 @@ def test_real_speech_is_heard_back(real_app_server: AppServer, tmp_path: Path) -
         heard = api.audio.transcriptions.create(model="", file=f).text
     print(f"\n{sentence!r} -> Piper -> whisper -> {heard!r}")
     assert word_error_rate(sentence, heard) <= 0.25
+
+
+# --------------------------------------------------------------------------- in-process: limits and admission
+
+
+@pytest.fixture
+def endpoint_client(settings: Settings) -> Any:
+    from starlette.testclient import TestClient
+
+    from zoo.endpoint import create_app
+
+    key = "zk-" + secrets.token_hex(8)
+    zoo = Zoo(settings.replace(tiny=True, isolation="inline", plugins=("conversational", "automatic-speech-recognition"),
+                               max_file_size=100_000, api_key=key))
+    with TestClient(create_app(zoo)) as c:
+        yield zoo, c, {"Authorization": f"Bearer {key}"}
+
+
+def test_bodies_over_the_upload_limit_are_413_before_anything_loads(endpoint_client: Any) -> None:
+    zoo, c, auth = endpoint_client
+    reply = c.post("/v1/chat/completions", content=b"{" + b" " * 300_000 + b"}", headers={**auth,
+                   "content-type": "application/json"})
+    assert reply.status_code == 413 and reply.json()["error"]["code"] == "too_large"
+    assert "ZOO_MAX_FILE_SIZE" in reply.json()["error"]["message"]
+    reply = c.post("/v1/audio/transcriptions", headers=auth, files={"file": ("big.wav", b"\0" * 300_000)})
+    assert reply.status_code == 413 and reply.json()["error"]["param"] in ("body", "file")
+    assert zoo.models.cache.stats.loads == 0
+
+
+def test_serve_endpoint_routes_need_the_key_too(endpoint_client: Any) -> None:
+    zoo, c, auth = endpoint_client
+    assert c.get("/health").status_code == 200  # the health check stays open
+    assert c.post("/conversational", json={"inputs": {"message": "hi"}}).status_code == 401
+    assert c.post("/conversational/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]},
+                  headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert c.get("/v1/models").json()["error"]["type"] == "authentication_error"
+    assert c.get("/v1/models", headers=auth).status_code == 200
+
+
+def test_a_stream_gives_its_place_back_when_it_ends(endpoint_client: Any) -> None:
+    from starlette.applications import Starlette
+
+    from zoo.openai_api import openai_mount
+
+    zoo, _, auth = endpoint_client
+    api = OpenAIApi(zoo)
+    from starlette.testclient import TestClient
+
+    with TestClient(Starlette(routes=[openai_mount(zoo, api)])) as c:
+        ask = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 3, "temperature": 0}
+        with c.stream("POST", "/v1/chat/completions", json={**ask, "stream": True}, headers=auth) as reply:
+            assert reply.status_code == 200
+            lines = [line for line in reply.iter_lines() if line]
+        assert lines[-1] == "data: [DONE]" and api._in_flight == {"conversational": 0}
+        assert c.post("/v1/chat/completions", json=ask, headers=auth).status_code == 200
+        assert api._in_flight == {"conversational": 0}
+        bad = c.post("/v1/chat/completions", json={**ask, "temperature": 9, "stream": True}, headers=auth)
+        assert bad.status_code == 400 and api._in_flight == {"conversational": 0}  # refused before the stream
