@@ -154,6 +154,16 @@ def test_every_listed_route_has_a_tab_and_the_models_list_names_them(tiny_zoo: Z
     assert {"/v1/chat/completions", "/v1/completions"} <= set(lm["routes"])
 
 
+def test_a_misspelt_route_is_reported(tiny_zoo: Zoo, monkeypatch: pytest.MonkeyPatch,
+                                      caplog: pytest.LogCaptureFixture) -> None:
+    plugin = tiny_zoo.registry.get("summarization")
+    monkeypatch.setattr(type(plugin), "openai", ("chat/completion",), raising=False)
+    with caplog.at_level("WARNING", logger="zoo.openai_api"):
+        api = OpenAIApi(tiny_zoo)
+    assert "summarization declares openai route 'chat/completion', which is not one of: chat/completions" in caplog.text
+    assert api.plugin_for("chat/completions").task == "conversational"
+
+
 def test_a_trained_model_is_listed_for_its_tab(tiny_zoo: Zoo, monkeypatch: pytest.MonkeyPatch) -> None:
     plugin = tiny_zoo.registry.get("text-classification")
     monkeypatch.setattr(Zoo, "trained_models", lambda self, p: ["trained:my-sentiment"] if p is plugin else [])

@@ -265,6 +265,10 @@ class OpenAIApi:
         self._lock = threading.Lock()
         self._in_flight: dict[str, int] = {}
         self._limiter: Any = None
+        for plugin in zoo.registry.plugins():  # a misspelt route would leave the route to no tab, unnoticed
+            for route in sorted(set(getattr(plugin, "openai", ())) - set(ROUTES)):
+                log.warning("%s declares openai route %r, which is not one of: %s", plugin.task, route,
+                            ", ".join(ROUTES))
 
     # ------------------------------------------------------------------ plumbing
     def plugin_for(self, route: str) -> Plugin:
