@@ -49,6 +49,7 @@ class AutomaticSpeechRecognition(Plugin):
     description = ("Upload or record speech; Whisper writes it down. Long recordings are transcribed 30 seconds "
                    "at a time. Turn on timestamps for timed segments and subtitles (.srt).")
     order = 40
+    openai = ("audio/transcriptions", "audio/translations")  # served under /v1 too (zoo/openai_api.py)
     model_kind = AUTOMATIC_SPEECH_RECOGNITION
     models = ModelChoices(
         online="openai/whisper-tiny.en",

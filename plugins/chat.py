@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from plugins._lm import CAUSAL_LM, LM_MODELS
 from zoo.errors import InvalidInput
-from zoo.generation import GenerationParams, LanguageModel, sampling_options
+from zoo.generation import GenerationParams, GenerationStats, LanguageModel, sampling_options
 from zoo.plugin import Json, Limits, Plugin, RunContext, Text
 
 if TYPE_CHECKING:
@@ -126,6 +126,7 @@ class Chat(Plugin):
     model_kind = CAUSAL_LM
     models = LM_MODELS  # the same references as text generation: one loaded copy serves both tabs
     api_name = "chat"
+    openai = ("chat/completions",)  # served under /v1 too (zoo/openai_api.py)
     inputs = (
         Text("message", lines=2, placeholder="Type a message and press Enter…"),
         Json("history", default=[], info='OpenAI-style messages: [{"role": "user", "content": "..."}, ...]'),
@@ -171,10 +172,11 @@ class Chat(Plugin):
         prompt = lm.chat_prompt(self.prompt_messages(lm, values))
         params = GenerationParams.from_values(values)
         before = [*values["history"], {"role": "user", "content": values["message"]}]
-        reply = ""
-        for piece in lm.stream(prompt, params, cancel=ctx.cancel_event, templated=lm.has_chat_template):
+        reply, stats = "", GenerationStats()
+        for piece in lm.stream(prompt, params, cancel=ctx.cancel_event, templated=lm.has_chat_template, stats=stats):
             reply += piece
             yield {"reply": reply, "history": [*before, {"role": "assistant", "content": reply}]}
+        ctx.report_usage(prompt_tokens=stats.prompt_tokens, completion_tokens=stats.new_tokens)
         if not reply:  # stopped before the first token, or the model ended at once: still one result
             yield {"reply": "", "history": [*before, {"role": "assistant", "content": ""}]}
 

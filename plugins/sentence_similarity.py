@@ -51,6 +51,7 @@ class SentenceSimilarity(Plugin):
                    f"first, scored by cosine similarity (-1 to 1). {DOCUMENTS_RULE} Offline it runs the packaged "
                    "all-MiniLM-L6-v2 (real weights, Apache-2.0).")
     order = 55
+    openai = ("embeddings",)  # served under /v1 too (zoo/openai_api.py)
     model_kind = FEATURE_EXTRACTION
     models = ModelChoices(
         online="sentence-transformers/all-MiniLM-L6-v2",

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from plugins._lm import CAUSAL_LM, LM_MODELS
 from zoo.errors import InvalidInput
-from zoo.generation import GenerationParams, LanguageModel, sampling_options
+from zoo.generation import GenerationParams, GenerationStats, LanguageModel, sampling_options
 from zoo.plugin import Bool, Plugin, RunContext, Text
 
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ class TextGeneration(Plugin):
     title = "Text generation"
     description = "Write a prompt; the model continues it, token by token."
     order = 10
+    openai = ("completions",)  # served under /v1 too (zoo/openai_api.py)
     model_kind = CAUSAL_LM
     models = LM_MODELS
     inputs = (Text("prompt", lines=4, placeholder="Ask or start something…"),)
@@ -53,10 +54,11 @@ class TextGeneration(Plugin):
             prompt = lm.chat_prompt(messages + [{"role": "user", "content": prompt}])
         check_fits(lm, prompt, values, with_system=templated and bool(values["system_prompt"].strip()))
         params = GenerationParams.from_values(values)
-        text = ""
-        for piece in lm.stream(prompt, params, cancel=ctx.cancel_event, templated=templated):
+        text, stats = "", GenerationStats()
+        for piece in lm.stream(prompt, params, cancel=ctx.cancel_event, templated=templated, stats=stats):
             text += piece
             yield {"text": text}
+        ctx.report_usage(prompt_tokens=stats.prompt_tokens, completion_tokens=stats.new_tokens)
         if not text:
             yield {"text": ""}
 

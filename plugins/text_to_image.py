@@ -55,6 +55,7 @@ class TextToImage(Plugin):
         "not a picture."
     )
     order = 30
+    openai = ("images/generations",)  # served under /v1 too (zoo/openai_api.py)
     model_kind = TEXT_TO_IMAGE
     models = ModelChoices(
         online="stabilityai/sd-turbo",

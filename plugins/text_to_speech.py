@@ -36,6 +36,7 @@ class TextToSpeech(Plugin):
         "lessac voice). Online default: facebook/mms-tts-eng (licence CC-BY-NC 4.0, non-commercial use only)."
     )
     order = 41
+    openai = ("audio/speech",)  # served under /v1 too (zoo/openai_api.py)
     model_kind = TEXT_TO_SPEECH
     models = ModelChoices(
         online="facebook/mms-tts-eng",

@@ -369,6 +369,10 @@ class RunContext:
     is_tiny: bool = False
     temp_dir: str | None = None
     models_used: dict[str, str] = field(default_factory=dict)  # part or task -> the model ctx.run ran
+    # Counts a plugin reports with `report_usage` (a language model's prompt and completion tokens), read by the
+    # OpenAI-compatible API (zoo/openai_api.py); from a worker process they come back over its pipe.
+    usage: dict[str, int] = field(default_factory=dict)
+    on_usage: Callable[[dict[str, int]], None] | None = field(default=None, repr=False)
     _chain: tuple[str, ...] = field(default=(), repr=False)  # the plugins that called this one, outermost first
     # Set by Zoo.stream for a plugin that runs in the server: how ctx.run/ctx.stream reach the zoo.
     _call: Callable[["RunContext", str, dict[str, Any]], Iterator[dict[str, Any]]] | None = field(
@@ -382,6 +386,12 @@ class RunContext:
         self.raise_if_cancelled()
         if self.on_progress is not None:
             self.on_progress(fraction, desc)
+
+    def report_usage(self, **counts: int) -> None:
+        """Say what this request used, e.g. `report_usage(prompt_tokens=12, completion_tokens=30)`."""
+        self.usage.update(counts)
+        if self.on_usage is not None:
+            self.on_usage(dict(counts))
 
     @property
     def cancelled(self) -> bool:
@@ -478,6 +488,9 @@ class Plugin:
     examples: ClassVar[Sequence[Mapping[str, Any]]] = ()
     can_stream: ClassVar[bool] = _OverridesStream()  # type: ignore[assignment]  # derived: overrides `stream`
     api_name: ClassVar[str | None] = None  # default: task with "_" for "-"
+    # OpenAI-compatible routes this tab answers under /v1 (zoo/openai_api.py ROUTES: "chat/completions",
+    # "embeddings", ...); the route then speaks the fields that route's handler documents.
+    openai: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def endpoint(cls) -> str:

@@ -110,6 +110,7 @@ class Settings:
     server_port: int = 7860
     isolation: str = "process"
     worker_memory_limit: int = 0
+    api_key: str | None = field(default=None, repr=False)  # ZOO_API_KEY; never printed or logged
 
     def replace(self, **changes: Any) -> "Settings":
         """A copy with some fields changed."""
@@ -274,6 +275,10 @@ def _isolation(name: str, raw: str) -> str:
     return value
 
 
+def _secret(_name: str, raw: str) -> str | None:
+    return raw.strip() or None
+
+
 def _list(_name: str, raw: str) -> tuple[str, ...]:
     return parse_list(raw)
 
@@ -320,6 +325,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("server_port", "GRADIO_SERVER_PORT", "Port to listen on. Default 7860.", _int, "--port"),
     Setting("isolation", "ZOO_ISOLATION", "process (default): each loaded model and the plugins using it run in a supervised worker process, so a crash ends only that request; inline: in the server's process (debugging; ZeroGPU is always inline).", _isolation, "--isolation"),
     Setting("worker_memory_limit", "ZOO_WORKER_MEMORY_LIMIT", "Address-space limit per worker process (e.g. 16GB; 0 = none): a model going past it fails alone, with a clear error.", parse_size),
+    Setting("api_key", "ZOO_API_KEY", "When set, every OpenAI-compatible /v1 route (and every serve-endpoint route but /health) requires `Authorization: Bearer <key>`; compared in constant time, never logged. Default: unset (open).", _secret),
 )
 
 

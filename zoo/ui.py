@@ -714,6 +714,9 @@ def launch(demo: Any, zoo: Zoo, **kwargs: Any) -> Any:
     app_kwargs = dict(kwargs.pop("app_kwargs", None) or {})
     if zoo.settings.output_ttl > 0:
         app_kwargs.setdefault("lifespan", _output_sweeper(zoo.settings.output_ttl))
+    from zoo.openai_api import mount_openai
+
+    mount_openai(app_kwargs, zoo)  # the OpenAI-compatible API at /v1, ahead of gradio's routes
     # Gradio keeps each session's copy of the page's config (about 0.5 MB with every tab) until
     # `state_session_capacity` newer sessions push it out, and every REST call is a new session:
     # at gradio's default of 10000 that is gigabytes. ZOO_MAX_SESSIONS caps it.

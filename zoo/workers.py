@@ -290,6 +290,8 @@ class WorkerHandle:
                 elif what == "progress":
                     if ctx.on_progress is not None:
                         ctx.on_progress(message[2], message[3])
+                elif what == "usage":  # the plugin's report_usage, made in the worker
+                    ctx.usage.update(message[2])
                 elif what == "done":
                     finished = True
                     return
@@ -525,6 +527,7 @@ def _serve(conn: Any, send: Callable[[tuple], None], loaded: Any) -> None:
         event, credit = cancels[rid], credits[rid]
         ctx = RunContext(limits=extra["limits"], cancel_event=event, temp_dir=extra.get("temp_dir"),
                          on_progress=lambda f, d: send(("progress", rid, f, d)),
+                         on_usage=lambda counts: send(("usage", rid, counts)),
                          # The request's own name for the model: several names can share one worker.
                          model_ref=extra.get("model_ref") or loaded.ref, model_revision=loaded.resolved.ref.revision,
                          is_tiny=loaded.is_tiny)
