@@ -169,7 +169,7 @@ def as_rgb(value: Any, name: str = "image", max_side: int | None = None, oversiz
     if image.width < 1 or image.height < 1:
         raise InvalidInput(name, f"{image.width}x{image.height}", "must have at least one pixel",
                            "upload a real picture")
-    return image.convert("RGB")
+    return image if mode is None else image.convert(mode)
 
 
 def _fit(image: Any, name: str, width: int, height: int, max_side: int | None, oversize: str) -> Any:
