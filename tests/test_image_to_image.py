@@ -413,3 +413,35 @@ def test_cli_runs_img2img_and_inpainting(tmp_path: Path, model_cache_dir: Path) 
         assert printed["metadata"]["mode"] == mode and printed["seed"] == 4
         with Image.open(printed["image"]) as image:
             assert image.size == (64, 64) and read_png_metadata(image)["mode"] == mode
+
+
+# --------------------------------------------------------------------------- app tier
+
+
+@pytest.mark.app
+def test_api_edits_and_inpaints_with_the_editors_value(app_server, tmp_path: Path) -> None:
+    """The session's tiny `python app.py`: gradio_client sends the editor's {background, layers, composite}."""
+    from gradio_client import Client, handle_file
+    from PIL import Image
+
+    client = Client(app_server.url, verbose=False)
+    api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/image_to_image"]
+    assert [p["parameter_name"] for p in api["parameters"]] == [
+        "image", "prompt", "negative_prompt", "strength", "steps", "guidance_scale", "side", "seed", "model"]
+    source = save(picture(), tmp_path / "in.png")
+    box = (0, 0, 31, 63)
+    mask_file = save(layer((64, 64), box), tmp_path / "layer.png")
+    common = dict(prompt="a boat", negative_prompt="", strength=1.0, steps=2, guidance_scale=0.0, side=0, seed=9,
+                  model=TINY, api_name="/image_to_image")
+    edited, mask, seed, meta = client.predict(
+        image={"background": handle_file(source), "layers": [], "composite": None}, **common)
+    assert mask is None and int(seed) == 9 and meta["mode"] == "img2img"
+    painted, mask, _, meta = client.predict(
+        image={"background": handle_file(source), "layers": [handle_file(mask_file)], "composite": None}, **common)
+    assert meta["mode"] == "inpaint" and meta["masked_pixels"] == 32 * 64
+    with Image.open(painted) as image, Image.open(mask) as used:
+        assert image.size == used.size == (64, 64) and read_png_metadata(image)["seed"] == 9
+        got, was = pixels(image.convert("RGB")).astype(int), pixels(picture()).astype(int)
+        inside = box_mask((64, 64), box) == 255
+        assert (pixels(used.convert("L")) == box_mask((64, 64), box)).all()
+        assert (got[~inside] == was[~inside]).all()
