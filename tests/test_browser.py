@@ -374,7 +374,7 @@ def check_image_to_image(z: ZooPage, panel: Any, plugin: P.Plugin, tmp_path: Pat
     assert [(i["width"], i["height"]) for i in masks] == [size], masks
     assert [(i["width"], i["height"]) for i in z.read_output(out, "Image")] == [size]
     shown = z.read_output(metadata, "Json")
-    assert re.search(r'"?masked_pixels"?:\s*[1-9]', shown), shown[:500]
+    assert re.search(r'"masked_pixels"\s*:\s*[1-9]', shown), shown[:500]  # gr.JSON puts each token on a line
 
 
 def check_speech_recognition(z: ZooPage, panel: Any, plugin: P.Plugin, tmp_path: Path) -> None:
