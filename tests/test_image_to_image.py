@@ -373,6 +373,38 @@ def test_both_tabs_run_in_one_worker_process(tiny_zoo: Zoo) -> None:
     assert [h.pid for h in tiny_zoo.models.workers.handles()] == [pid]
 
 
+def test_concurrent_text_and_image_requests_on_the_shared_pipeline_match_sequential_ones(settings) -> None:
+    # Both tabs' requests run at once on one pipeline: each needs its own scheduler, and the tokenizers the
+    # derived pipelines share with it are lent per loaded pipeline (a shared fast tokenizer can change an image).
+    import threading
+
+    zoo = Zoo(settings.replace(tiny=True, max_concurrency_per_model=3, isolation="inline"))
+    painted = {"background": picture(), "layers": [layer((64, 64), (8, 8, 40, 40))]}
+    jobs = [lambda: zoo.run("text-to-image", prompt="a fox", width=64, height=64, steps=3, seed=1)["image"],
+            lambda: edit(zoo, image=picture(), steps=4, strength=0.75, seed=2)["image"],
+            lambda: edit(zoo, image=painted, steps=3, strength=1.0, seed=3, prompt="a boat")["image"]]
+    expected = [pixels(job()) for job in jobs]
+    for _ in range(3):
+        got: dict[int, object] = {}
+        errors: list[BaseException] = []
+
+        def run(i: int) -> None:
+            try:
+                got[i] = pixels(jobs[i]())
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        assert all((got[i] == expected[i]).all() for i in range(len(jobs)))
+    shared = zoo.models.load(TINY, "text-to-image").model
+    assert len(shared.scheduler.timesteps) == 1000  # the shared scheduler was never set for a request
+
+
 # --------------------------------------------------------------------------- endpoint and CLI
 
 
