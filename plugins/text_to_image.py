@@ -22,7 +22,7 @@ import random
 import threading
 import weakref
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Callable, Generator, Iterator
 
 from plugins.kinds import TEXT_TO_IMAGE
 from zoo import __version__
@@ -96,19 +96,11 @@ class TextToImage(Plugin):
     def check(self, values: dict[str, Any], limits: Limits) -> None:
         """Sides must be multiples of 8 (the VAE and UNet halve them) and not tiny."""
         for name in ("width", "height"):
-            side = values[name]
             field = next(f for f in self.options if f.name == name)
-            _, hi = field.bounds(limits)
-            if side % 8:
-                lower, upper = side // 8 * 8, side // 8 * 8 + 8
-                near = f"{lower} or {upper}" if upper <= hi else str(lower)
-                raise InvalidInput(name, side, "must be a multiple of 8", f"use {near}")
-            if 0 < side < MIN_SIDE:
-                raise InvalidInput(name, side, f"must be 0 (the model's native size) or at least {MIN_SIDE}",
-                                   f"use 0, or a multiple of 8 from {MIN_SIDE} to {int(hi)}")
+            check_side(name, values[name], field.bounds(limits)[1])
 
     def __init__(self) -> None:
-        self.tokenizers = TokenizerLoans()
+        self.tokenizers = SHARED_TOKENIZERS
 
     def stream(self, model: Any, values: dict[str, Any], ctx: RunContext) -> Iterator[dict[str, Any]]:
         """Yield a latent preview per denoising step, then the images with their metadata."""
@@ -118,44 +110,10 @@ class TextToImage(Plugin):
         check_work(width, height, values["steps"], values["num_images"], ctx.limits)  # the sizes are known now
         seed = values["seed"] if values["seed"] >= 0 else random.randrange(2**31)  # Zoo.check already picks one
         steps, count = values["steps"], values["num_images"]
-        events: queue.Queue[tuple[str, Any]] = queue.Queue()
-        stop = threading.Event()  # set when this generator ends early, so the worker does too
-
-        def on_step_end(p: Any, i: int, t: Any, tensors: dict[str, Any]) -> dict[str, Any]:
-            if stop.is_set():
-                raise Cancelled("The request was stopped.")
-            ctx.raise_if_cancelled()
-            latents = tensors.get("latents")
-            events.put(("step", (i + 1, getattr(p, "num_timesteps", None) or steps,
-                                 None if latents is None else latents[:1].detach().clone())))
-            return tensors
-
-        def work() -> None:
-            try:
-                with self.tokenizers.borrow(pipe) as tokenizers:
-                    own = private_pipeline(pipe, tokenizers)
-                    events.put(("done", generate(own, values, width, height, seed, on_step_end)))
-            except BaseException as exc:  # handed to the generator, which re-raises it
-                events.put(("error", exc))
-
-        ctx.start_worker(work, name="zoo-text-to-image")  # keeps the model pinned until the worker ends
-        try:
-            while True:
-                kind, payload = events.get()
-                if kind == "error":
-                    raise payload
-                if kind == "done":
-                    images = payload
-                    break
-                step, total, latents = payload
-                tail = ", decoding the image" if step == total else ""
-                ctx.progress(step / total, f"Denoising step {step}/{total}{tail}")  # raises Cancelled on Stop
-                yield {"image": latent_preview(latents, width, height), "images": None, "seed": seed,
-                       "metadata": None}
-        finally:
-            # Never join here: a dropped client's generator is closed on the server's event loop.
-            # The worker stops at its next step, and the runner unpins the model when it ends.
-            stop.set()
+        images = yield from denoise(
+            ctx, pipe, lambda own, on_step_end: generate(own, values, width, height, seed, on_step_end),
+            steps, (width, height), lambda preview: {"image": preview, "images": None, "seed": seed, "metadata": None},
+            tokenizers=self.tokenizers, thread_name="zoo-text-to-image")
 
         from zoo.media import attach_png_metadata
 
@@ -167,14 +125,8 @@ class TextToImage(Plugin):
             "guidance_scale": values["guidance_scale"],
             "width": width,
             "height": height,
-            "model": ctx.model_ref,
-            "model_revision": ctx.model_revision,
-            "pipeline": type(pipe).__name__,
-            "scheduler": type(pipe.scheduler).__name__,
-            "zoo_version": __version__,
+            **made_with(ctx, pipe),
         }
-        if ctx.is_tiny:
-            common.update(tiny_random_weights=True, note=TINY_NOTE)
         for i, image in enumerate(images):
             # Each PNG holds the seed that remakes it alone (num_images=1).
             attach_png_metadata(image, {**common, "seed": image_seed(seed, i)})
@@ -233,6 +185,82 @@ class TextToImage(Plugin):
         width, height = values.get("width") or 1024, values.get("height") or 1024
         work = values.get("steps", 2) * values.get("num_images", 1) * width * height / 512**2
         return 15 + 0.25 * work
+
+
+def check_side(name: str, side: int, hi: float | None) -> None:
+    """A picture's side: a multiple of 8 (the VAE and UNet halve it), 0 (the model's native size) or at least MIN_SIDE."""
+    if side % 8:
+        lower, upper = side // 8 * 8, side // 8 * 8 + 8
+        near = f"{lower} or {upper}" if hi is None or upper <= hi else str(lower)
+        raise InvalidInput(name, side, "must be a multiple of 8", f"use {near}")
+    if 0 < side < MIN_SIDE:
+        raise InvalidInput(name, side, f"must be 0 (the model's native size) or at least {MIN_SIDE}",
+                           f"use 0, or a multiple of 8 from {MIN_SIDE} to {int(hi or 2048)}")
+
+
+def made_with(ctx: RunContext, pipe: Any, note: str = TINY_NOTE) -> dict[str, Any]:
+    """The end of an image's metadata: the model and revision, the pipeline and scheduler, the zoo's version,
+    and for the tiny random-weight pipeline a plain note (`note`) that its pictures are noise."""
+    made: dict[str, Any] = {
+        "model": ctx.model_ref,
+        "model_revision": ctx.model_revision,
+        "pipeline": type(pipe).__name__,
+        "scheduler": type(pipe.scheduler).__name__,
+        "zoo_version": __version__,
+    }
+    if ctx.is_tiny:
+        made.update(tiny_random_weights=True, note=note)
+    return made
+
+
+def denoise(ctx: RunContext, pipe: Any, paint: Callable[[Any, Callable[..., Any]], list[Any]], steps: int,
+            size: tuple[int, int], frame: Callable[[Any], dict[str, Any]], *, tokenizers: "TokenizerLoans",
+            thread_name: str, base: Any = None) -> Generator[dict[str, Any], None, list[Any]]:
+    """Run `paint(own, on_step_end)` in a worker thread on a private copy of the shared `pipe`; yield
+    `frame(preview)` after each denoising step (a latent preview at `size`, with progress), and return
+    the images `paint` returned (`images = yield from denoise(...)`).
+
+    `own` is `pipe` with its own scheduler and borrowed tokenizers (see `private_pipeline`); pass
+    `on_step_end` as the pipeline's `callback_on_step_end`: it reports each step and stops the
+    pipeline at the next one on Stop, a disconnect or a closed generator. `base` is the loaded pipeline a
+    derived one (from_pipe) shares its tokenizers with: tokenizers are lent per loaded pipeline.
+    """
+    events: queue.Queue[tuple[str, Any]] = queue.Queue()
+    stop = threading.Event()  # set when this generator ends early, so the worker does too
+
+    def on_step_end(p: Any, i: int, t: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+        if stop.is_set():
+            raise Cancelled("The request was stopped.")
+        ctx.raise_if_cancelled()
+        latents = tensors.get("latents")
+        events.put(("step", (i + 1, getattr(p, "num_timesteps", None) or steps,
+                             None if latents is None else latents[:1].detach().clone())))
+        return tensors
+
+    def work() -> None:
+        try:
+            with tokenizers.borrow(pipe if base is None else base) as lent:
+                own = private_pipeline(pipe, lent)
+                events.put(("done", paint(own, on_step_end)))
+        except BaseException as exc:  # handed to the generator, which re-raises it
+            events.put(("error", exc))
+
+    ctx.start_worker(work, name=thread_name)  # keeps the model pinned until the worker ends
+    try:
+        while True:
+            kind, payload = events.get()
+            if kind == "error":
+                raise payload
+            if kind == "done":
+                return payload
+            step, total, latents = payload
+            tail = ", decoding the image" if step == total else ""
+            ctx.progress(step / total, f"Denoising step {step}/{total}{tail}")  # raises Cancelled on Stop
+            yield frame(latent_preview(latents, *size))
+    finally:
+        # Never join here: a dropped client's generator is closed on the server's event loop.
+        # The worker stops at its next step, and the runner unpins the model when it ends.
+        stop.set()
 
 
 def image_work(width: int, height: int, steps: int, images: int) -> float:
@@ -301,6 +329,10 @@ class TokenizerLoans:
         finally:
             with self._lock:
                 spares.append(lent)
+
+
+#: One set of loans for every plugin on a loaded pipeline (text to image and image to image share it).
+SHARED_TOKENIZERS = TokenizerLoans()
 
 
 def private_pipeline(pipe: Any, tokenizers: dict[str, Any]) -> Any:

@@ -340,6 +340,43 @@ def check_text_to_image(z: ZooPage, panel: Any, plugin: P.Plugin, tmp_path: Path
     assert "96" in metadata and "80" in metadata and "fox" in metadata
 
 
+def check_image_to_image(z: ZooPage, panel: Any, plugin: P.Plugin, tmp_path: Path) -> None:
+    """The first example edits the sample picture at the expected size; a stroke painted in the editor comes
+    back as the mask used, and the picture is inpainted."""
+    from plugins.image_to_image import working_size
+
+    load_first_example(z, panel, plugin)
+    editor = z.field(plugin.task, "image")
+    editor.locator("canvas").first.wait_for(state="visible", timeout=15_000)
+    time.sleep(1.5)  # the editor draws the example's picture on its canvas a moment after the click
+    z.run(plugin.task, panel)
+    out = z.field(plugin.task, "image", output=True)
+    metadata = z.field(plugin.task, "metadata", output=True)
+    z.wait_done(panel, lambda: "img2img" in z.read_output(metadata, "Json"))
+    size = working_size(320, 240, 64)  # the sample picture at the tiny pipeline's native side
+    assert size == (88, 64)
+    images = z.read_output(out, "Image")
+    assert [(i["width"], i["height"]) for i in images] == [size], images
+    assert not z.read_output(z.field(plugin.task, "mask", output=True), "Image")  # nothing painted: no mask
+    # Paint a stroke across the picture with the brush: the browser uploads the layer, the tab inpaints.
+    editor.get_by_role("button", name="Brush").first.click()
+    canvas = editor.locator("canvas").first
+    box = canvas.bounding_box()
+    y = box["y"] + box["height"] * 0.5
+    z.page.mouse.move(box["x"] + box["width"] * 0.3, y)
+    z.page.mouse.down()
+    z.page.mouse.move(box["x"] + box["width"] * 0.7, y, steps=12)
+    z.page.mouse.up()
+    time.sleep(1.5)  # the editor uploads its layers when the stroke ends
+    z.run(plugin.task, panel)
+    z.wait_done(panel, lambda: "inpaint" in z.read_output(metadata, "Json"))
+    masks = z.read_output(z.field(plugin.task, "mask", output=True), "Image")
+    assert [(i["width"], i["height"]) for i in masks] == [size], masks
+    assert [(i["width"], i["height"]) for i in z.read_output(out, "Image")] == [size]
+    shown = z.read_output(metadata, "Json")
+    assert re.search(r'"masked_pixels"\s*:\s*[1-9]', shown), shown[:500]  # gr.JSON puts each token on a line
+
+
 def check_speech_recognition(z: ZooPage, panel: Any, plugin: P.Plugin, tmp_path: Path) -> None:
     """An uploaded espeak-ng sentence is transcribed by the packaged whisper tiny.en."""
     model = z.field(plugin.task, "model").locator("input").first.input_value()
@@ -454,6 +491,7 @@ CHECKS: dict[str, Callable[[ZooPage, Any, P.Plugin, Path], None]] = {
     "conversational": check_chat,
     "question-answering": check_question_answering,
     "text-to-image": check_text_to_image,
+    "image-to-image": check_image_to_image,
     "automatic-speech-recognition": check_speech_recognition,
     "sentence-similarity": check_semantic_search,
     "image-text-to-text": check_image_question,

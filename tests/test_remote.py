@@ -312,6 +312,24 @@ def same_images(local: dict, remote: dict) -> None:
     assert remote["metadata"]["endpoint"].endswith("/text-to-image")
 
 
+def same_edit(local: dict, remote: dict) -> None:
+    assert remote["seed"] == local["seed"] and remote["metadata"]["mode"] == local["metadata"]["mode"]
+    assert _same_images(local["image"], remote["image"])
+    assert (remote["mask"] is None) == (local["mask"] is None)
+    if local["mask"] is not None:
+        assert _same_images(local["mask"], remote["mask"])
+    assert remote["metadata"]["endpoint"].endswith("/image-to-image")
+
+
+def _painted() -> dict[str, Any]:
+    """The test picture with its left half painted over (an editor layer)."""
+    from PIL import Image, ImageDraw
+
+    layer = Image.new("RGBA", (48, 32), (0, 0, 0, 0))
+    ImageDraw.Draw(layer).rectangle((0, 0, 23, 31), fill=(255, 0, 255, 255))
+    return {"background": _image(), "layers": [layer], "composite": None}
+
+
 def same_audio(local: dict, remote: dict) -> None:
     assert Path(remote["audio"]).read_bytes() == Path(local["audio"]).read_bytes()
     assert remote["details"]["sample_rate"] == local["details"]["sample_rate"]
@@ -341,6 +359,9 @@ CASES: list[tuple[str, Any, Callable[[dict, dict], None]]] = [
     ("question-answering#generative", {"question": "Where is the tower?", "context": QA_CONTEXT,
                                        "mode": "generative", "max_new_tokens": 12}, same("answer", "highlighted")),
     ("text-to-image", {"prompt": "a red fox in the snow", "seed": 21, "num_images": 2, "steps": 2}, same_images),
+    ("image-to-image", {"image": _image(), "prompt": "a red fox", "seed": 21, "strength": 0.5, "steps": 2}, same_edit),
+    ("image-to-image#inpaint", {"image": _painted(), "prompt": "a boat", "seed": 3, "strength": 1.0, "side": 64},
+     same_edit),
     ("automatic-speech-recognition", lambda tmp: {"audio": _speech(tmp)}, same("text", "segments")),
     ("text-to-speech", {"text": "Hello there. The zoo speaks remotely.", "seed": 4, "speed": 1.1}, same_audio),
     ("translation", {"text": "Good morning.\nWhere is the station?", "language_pair": "English → German",

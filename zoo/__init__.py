@@ -10,6 +10,7 @@ from typing import Any
 
 from zoo.plugin import (API_VERSION, Audio, Bool, Choice, Field, File, Float, Gallery, Highlight, Image, Int, Json,
                         Labels, Limits, ModelChoices, Number, Plugin, RunContext, Seed, Table, Text)
+from zoo.plugin import ImageMask, MaskedImage
 
 __version__ = "0.2.0"
 
@@ -18,7 +19,7 @@ _KINDS = ("ModelKind", "register_kind", "get_kind", "registered_kinds", "registe
 
 __all__ = ["API_VERSION", "Audio", "Bool", "Choice", "Field", "File", "Float", "Gallery", "Highlight", "Image", "Int",
            "Json", "Labels", "Limits", "ModelChoices", "Number", "Plugin", "RunContext", "Seed", "Table", "Text",
-           *_KINDS, "__version__"]
+           "ImageMask", "MaskedImage", *_KINDS, "__version__"]
 
 
 def __getattr__(name: str) -> Any:

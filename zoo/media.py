@@ -123,19 +123,23 @@ def read_png_metadata(source: "str | Path | bytes | Image.Image", key: str = PNG
 DOWNSCALE_MAX_PIXELS = 50_000_000
 
 
-def as_rgb(value: Any, name: str = "image", max_side: int | None = None, oversize: str = "refuse") -> Any:
-    """A PIL RGB image from what a caller sent: a PIL image, a file path, or a numpy array.
+def as_rgb(value: Any, name: str = "image", max_side: int | None = None, oversize: str = "refuse",
+           mode: str | None = "RGB") -> Any:
+    """A PIL RGB image from what a caller sent: a PIL image, a file path, an encoded file's bytes, or a numpy array.
 
     With `max_side`, a file's size is read from its header before any pixel is decoded (a
     420 KB PNG can declare 12000x12000, 430 MB as RGB and gigabytes while decoding): larger
-    images are refused, or with `oversize="downscale"` shrunk to fit.
+    images are refused, or with `oversize="downscale"` shrunk to fit. `mode=None` keeps the
+    decoded mode (a mask layer's alpha channel), any other mode converts to it.
     """
     from PIL import Image as PILImage
     from PIL import UnidentifiedImageError
 
     if isinstance(value, dict):  # gradio_client's FileData
         value = value.get("path") or value.get("url")
-    is_path = isinstance(value, str) or hasattr(value, "__fspath__")
+    if isinstance(value, (bytes, bytearray, memoryview)):  # an encoded file (an upload's body, an editor's blob)
+        value = io.BytesIO(bytes(value))
+    is_path = isinstance(value, (str, io.BytesIO)) or hasattr(value, "__fspath__")
     if not (isinstance(value, PILImage.Image) or is_path or hasattr(value, "__array__")):
         raise InvalidInput(name, type(value).__name__, "must be an image", "upload a PNG, JPEG or WebP picture")
     try:
@@ -157,14 +161,15 @@ def as_rgb(value: Any, name: str = "image", max_side: int | None = None, oversiz
     except InvalidInput:
         raise
     except (OSError, UnidentifiedImageError, PILImage.DecompressionBombError, TypeError, ValueError) as exc:
-        shown = Path(value).name if is_path else type(value).__name__  # never a server path
-        why = str(exc).replace(os.fspath(value), shown) if is_path else str(exc)
+        on_disk = is_path and not isinstance(value, io.BytesIO)
+        shown = Path(value).name if on_disk else "<image bytes>" if is_path else type(value).__name__  # never a server path
+        why = str(exc).replace(os.fspath(value), shown) if on_disk else str(exc)
         raise InvalidInput(name, shown, f"cannot be read as an image ({why})",
                            "upload a PNG, JPEG or WebP picture") from None
     if image.width < 1 or image.height < 1:
         raise InvalidInput(name, f"{image.width}x{image.height}", "must have at least one pixel",
                            "upload a real picture")
-    return image.convert("RGB")
+    return image if mode is None else image.convert(mode)
 
 
 def _fit(image: Any, name: str, width: int, height: int, max_side: int | None, oversize: str) -> Any:

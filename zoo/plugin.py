@@ -187,6 +187,96 @@ class Image(Field):
 
 
 @dataclass(frozen=True)
+class MaskedImage:
+    """What run() gets for an ImageMask input: the picture, and the mask drawn over it.
+
+    `image` is a PIL RGB image; `mask` a PIL "L" image of the same size, 255 where something
+    was drawn and 0 elsewhere, or None when nothing was drawn.
+    """
+
+    image: Any
+    mask: Any = None
+
+
+@dataclass(frozen=True)
+class ImageMask(Field):
+    """An image with a mask painted over it (input; the tab shows an image editor with a brush): run() gets a
+    MaskedImage, its mask None when nothing is drawn.
+
+    It takes the editor's value {"background": image, "layers": [images], "composite": ...} (the
+    layers' painted pixels, merged, are the mask), {"image": image, "mask": image}, a JSON string
+    of either (the CLI), or a plain image (no mask). A layer or mask with transparency counts its
+    opaque pixels; one without counts its light pixels (white = masked, as diffusers' masks).
+    """
+
+    def check(self, value: Any, limits: "Limits") -> MaskedImage:
+        from zoo.media import as_rgb  # PIL only when an image actually arrives
+
+        if isinstance(value, MaskedImage):
+            value = {"image": value.image, "mask": value.mask}
+        if isinstance(value, str) and value.lstrip().startswith("{"):
+            import json
+
+            try:
+                value = json.loads(value)
+            except ValueError as exc:
+                raise InvalidInput(self.name, value, f"is not valid JSON ({exc})",
+                                   'send {"image": "picture.png", "mask": "mask.png"}, or the path of a picture') from None
+        if isinstance(value, Mapping) and not {"path", "url"} & set(value):  # not one gradio FileData
+            known = {"background", "layers", "composite", "id", "image", "mask"}
+            unknown = sorted(set(value) - known)
+            if unknown:
+                raise InvalidInput(self.name, unknown, "has keys this field does not know",
+                                   'send {"image": ..., "mask": ...} or the editor\'s {"background": ..., "layers": [...]}')
+            picture = value.get("image", value.get("background"))
+            painted = value.get("layers") or []
+            painted = [painted] if not isinstance(painted, (list, tuple)) else list(painted)
+            if value.get("mask") is not None:
+                painted.append(value["mask"])
+        else:
+            picture, painted = value, []
+        if picture is None or (isinstance(picture, str) and not picture.strip()):
+            raise InvalidInput(self.name, None, "must be a picture", "upload a picture, then paint over what to change")
+        opts = dict(max_side=limits.max_image_side, oversize=limits.image_oversize)
+        decoded = as_rgb(picture, self.name, mode=None, **opts)
+        image = _flatten_on_white(decoded)
+        mask = None
+        for i, layer in enumerate(p for p in painted if p is not None):
+            drawn = _mask_of(as_rgb(layer, f"{self.name} mask", mode=None, **opts))
+            if drawn.size != image.size:  # an editor canvas of another size: the mask follows the picture
+                drawn = drawn.resize(image.size, resample=0)  # nearest: a mask stays 0 or 255
+            mask = drawn if mask is None else _union(mask, drawn)
+        if mask is not None and mask.getbbox() is None:  # layers with nothing painted on them
+            mask = None
+        return MaskedImage(image, mask)
+
+
+def _flatten_on_white(image: Any) -> Any:
+    """RGB; a transparent picture is laid on white (the colour under transparent pixels is arbitrary)."""
+    from PIL import Image as PILImage
+
+    if "A" in image.getbands() or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        return PILImage.alpha_composite(PILImage.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _mask_of(layer: Any) -> Any:
+    """A 0/255 "L" mask: the painted (not fully transparent) pixels of a layer with transparency, else the light ones."""
+    if "A" in layer.getbands() or "transparency" in layer.info:
+        alpha = layer.convert("RGBA").getchannel("A")
+        if alpha.getextrema()[0] < 255:  # some transparency: what is painted is what is opaque
+            return alpha.point(lambda a: 255 if a > 0 else 0)
+    return layer.convert("L").point(lambda v: 255 if v >= 128 else 0)
+
+
+def _union(a: Any, b: Any) -> Any:
+    from PIL import ImageChops
+
+    return ImageChops.lighter(a, b)
+
+
+@dataclass(frozen=True)
 class Audio(Field):
     """An audio file path (upload or microphone); as an output, `autoplay` plays it as soon as it arrives.
 

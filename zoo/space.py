@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from zoo.errors import PluginLoadError, UnknownPlugin, ZooError
 from zoo.models.refs import parse_ref
-from zoo.plugin import Audio, File, Image, Plugin
+from zoo.plugin import Audio, File, Image, ImageMask, Plugin
 from zoo.registry import BUILTIN_PACKAGE, DISTRIBUTION, ENTRY_POINT_GROUP, Origin, Registry, own_entry_points
 from zoo.settings import hub_reachable
 
@@ -375,6 +375,11 @@ def _py_value(value: Any, field: Any) -> str:
     if isinstance(field, (Image, Audio, File)):
         default = {Image: "photo.png", Audio: "speech.wav"}.get(type(field), "input.bin")
         return f"handle_file({(value if isinstance(value, str) and value else default)!r})"
+    if isinstance(field, ImageMask):  # the image editor's value: the picture and the painted mask layers
+        picture, masks = (value.get("background"), value.get("layers") or []) if isinstance(value, dict) else (value, [])
+        name = Path(picture).name if isinstance(picture, str) and picture else "photo.png"
+        layers = ", ".join(f"handle_file({Path(m).name!r})" for m in masks if isinstance(m, str))
+        return f'{{"background": handle_file({name!r}), "layers": [{layers}], "composite": None}}'
     if isinstance(value, str) and len(value) > 160:
         value = value[:157].rstrip() + "..."
     return repr(value)
@@ -387,7 +392,7 @@ def api_example(plugin: Plugin) -> str:
     shown = [f.name for f in plugin.inputs] + [n for n in example if n in fields and n not in
                                                  {f.name for f in plugin.inputs}]
     args = [f"{n}={_py_value(example.get(n, fields[n].default), fields[n])}" for n in shown]
-    needs_file = any(isinstance(fields[n], (Image, Audio, File)) for n in shown)
+    needs_file = any(isinstance(fields[n], (Image, ImageMask, Audio, File)) for n in shown)
     imports = "from gradio_client import Client" + (", handle_file" if needs_file else "")
     call = ",\n    ".join(args + [f'api_name="/{plugin.endpoint()}"'])
     return (f"**{plugin.title}** (`/{plugin.endpoint()}`)\n\n```python\n{imports}\n\n"

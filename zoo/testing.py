@@ -174,6 +174,8 @@ def output_problem(field: "Field", value: Any) -> str | None:
         return None if value in field.choices else f"should be one of {list(field.choices)} (Choice)"
     if isinstance(field, P.Image):
         return None if _is_pil(value) else "should be a PIL image (Image)"
+    if isinstance(field, P.ImageMask):
+        return "is an input field only (ImageMask); declare an output picture as Image"
     if isinstance(field, P.Gallery):
         if not isinstance(value, (list, tuple)):
             return "should be a list of images (Gallery)"

@@ -96,6 +96,14 @@ def component(field: P.Field, limits: P.Limits, *, output: bool = False, render:
         # A path, not a decoded picture: the zoo reads the size from the header and refuses (or shrinks)
         # an oversized image before decoding it; with type="pil" gradio would decode it first, whatever its size.
         return gr.Image(type="filepath", image_mode=None, format="png", **common)
+    if isinstance(field, P.ImageMask):
+        if output:
+            raise TypeError(f"ImageMask `{field.name}` is an input field; declare an output picture as Image")
+        # One layer painted with one colour: the painted pixels are the mask (TabBuilder.handler reads the
+        # editor's uploads). RGBA keeps the layer's transparency; the zoo flattens the picture itself.
+        return gr.ImageEditor(type="filepath", image_mode="RGBA", format="png", sources=("upload", "clipboard"),
+                              layers=False, transforms=("crop",), eraser=gr.Eraser(),
+                              brush=gr.Brush(colors=["#ff00ff"], color_mode="fixed"), height=420, **common)
     if isinstance(field, P.Audio):
         if output:
             return gr.Audio(type="filepath", autoplay=field.autoplay, **common)
@@ -189,15 +197,22 @@ def composition_note(zoo: Zoo, plugin: P.Plugin, hybrid: bool = False) -> str:
 def api_snippet(plugin: P.Plugin, values: dict[str, Any], url: str = "http://127.0.0.1:7860/") -> str:
     """A gradio_client call for this tab, with the first example's values (files go through handle_file)."""
     media = {f.name: f for f in plugin.fields() if isinstance(f, (P.Image, P.Audio))}
+    fields = {f.name: f for f in plugin.fields()}
     args = []
     for k, v in values.items():
-        if k in media:  # gradio_client uploads a local path or URL only when wrapped
+        if isinstance(fields.get(k), P.ImageMask):  # the editor's value: the picture, and the painted mask layers
+            picture, masks = (v.get("background"), v.get("layers") or []) if isinstance(v, Mapping) else (v, [])
+            layers = ", ".join(f"handle_file({os.path.basename(m)!r})" for m in masks if isinstance(m, str))
+            name = os.path.basename(picture) if isinstance(picture, str) and picture else "picture.png"
+            args.append(f'{k}={{"background": handle_file({name!r}), "layers": [{layers}], "composite": None}}')
+        elif k in media:  # gradio_client uploads a local path or URL only when wrapped
             sample = "speech.wav" if isinstance(media[k], P.Audio) else "picture.png"
             args.append(f"{k}=handle_file({(os.path.basename(v) if isinstance(v, str) and v else sample)!r})")
         else:
             args.append(f"{k}={v!r}")
     args.append(f'api_name="/{plugin.endpoint()}"')
-    imports = "Client, handle_file" if any(k in media for k in values) else "Client"
+    files = any(k in media or isinstance(fields.get(k), P.ImageMask) for k in values)
+    imports = "Client, handle_file" if files else "Client"
     call = "".join(f"    {a},\n" for a in args)  # one argument a line: long examples stay readable
     return (f"```python\nfrom gradio_client import {imports}\n\n"
             f"client = Client({url!r})\n"
@@ -391,6 +406,21 @@ def throttle(items: Iterator[Any], interval: float = STREAM_INTERVAL) -> Iterato
         yield pending
 
 
+def editor_value(editor: Any, payload: Any) -> Any:
+    """An image editor's raw value as its images: after an edit the browser uploads the background, layers and
+    composite to the component (`accept_blobs`) and sends only their id; those bytes, undecoded (the zoo's
+    ImageMask field checks their size first). Anything else (files from an example or gradio_client) as sent."""
+    storage = getattr(editor, "blob_storage", None)
+    key = payload.get("id") if isinstance(payload, Mapping) else None
+    if key is None or storage is None:
+        return payload
+    blobs = storage.pop(key, None)
+    if blobs is None:
+        return payload
+    return {"background": blobs.background, "layers": [b for b in blobs.layers if b is not None],
+            "composite": blobs.composite}
+
+
 #: The signature default of an endpoint parameter that follows an optional one (see TabBuilder.handler).
 _PASSED_BY_GRADIO = object()
 
@@ -487,9 +517,13 @@ class TabBuilder:
 
         zoo, plugin = self.zoo, self.plugin
         outputs = list(plugin.outputs)
+        editors = {f.name: self.inputs[f.name] for f in plugin.fields()
+                   if isinstance(f, P.ImageMask) and f.name in names and f.name in self.inputs}
 
         def run(*args: Any, progress: Any = gr.Progress()) -> Iterator[tuple]:
             values = dict(zip(names, args))
+            for name, editor in editors.items():
+                values[name] = editor_value(editor, values[name])
             # Gradio shows a step's description only with a fraction: None (busy, no fraction) becomes 0.
             folder = output_dir()
             folder.mkdir(parents=True, exist_ok=True)
