@@ -38,7 +38,7 @@ from typing import Any, AsyncIterator, Iterator
 from zoo import __version__
 from zoo.kinds import get_kind
 from zoo.errors import InvalidInput, ModelNotAllowed, TooLarge, UnknownPlugin, ZooError, redact_paths
-from zoo.plugin import Audio, Float, Image, Int, Plugin, RunContext, Seed, Text
+from zoo.plugin import Audio, Float, Image, Int, Plugin, RunContext, Seed, Text, Video
 from zoo.runner import Zoo
 
 log = logging.getLogger(__name__)
@@ -162,7 +162,7 @@ def _run_plugin(zoo: Zoo, plugin: Plugin, inputs: Any, parameters: dict[str, Any
                 max_file_size: int | None = None) -> Any:
     """from_endpoint -> Zoo.run -> to_endpoint, with a temporary folder for files in and out."""
     with tempfile.TemporaryDirectory(prefix="zoo-endpoint-") as tmp:
-        if plugin.inputs and isinstance(plugin.inputs[0], (Image, Audio)):
+        if plugin.inputs and isinstance(plugin.inputs[0], (Image, Audio, Video)):
             inputs = _save_upload(inputs, Path(tmp), max_file_size)
         values = plugin.from_endpoint(inputs, parameters)
         outputs = zoo.run(plugin.task, ctx=RunContext(limits=zoo.limits, temp_dir=tmp), **values)
