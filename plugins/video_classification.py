@@ -90,7 +90,7 @@ class VideoClassification(Plugin):
         count = int(getattr(net.config, "num_frames", 16) or 16)
         times = video.sample_times(info.duration or 0.0, count) if info.duration else [0.0] * count
         ctx.progress(0.1, f"Taking {count} frames")
-        frames = video.frames_at(path, times, max_side=FRAME_SIDE, name="video")
+        frames = video.frames_at(path, times, max_side=FRAME_SIDE, name="video", info=info)
         ctx.progress(0.6, "Classifying")
         inputs = bundle.processor([np.asarray(f) for f in frames], return_tensors="pt").to(bundle.device)
         inputs["pixel_values"] = inputs["pixel_values"].to(net.dtype)  # fp16/bf16 models on a GPU

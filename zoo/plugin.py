@@ -215,12 +215,17 @@ class Video(Field):
     sources: tuple[str, ...] = ("upload", "webcam")
 
     def check(self, value: Any, limits: "Limits") -> str:
+        import os
+
         from zoo import video  # ffprobe runs only when a clip actually arrives
 
         if value is None or value == "" or value == []:
             raise InvalidInput(self.name, value, "must be a video clip", "upload a clip or record one with the webcam")
+        if isinstance(value, str) and not os.path.isfile(value):  # never a server path in the message
+            raise InvalidInput(self.name, os.path.basename(value), "is not a file that exists here",
+                               "upload the clip again (uploads expire)")
         path = _upload_path(self.name, value)
-        shown = path.rsplit("/", 1)[-1]  # never a server path
+        shown = os.path.basename(path)
         info = video.probe(path, self.name)
         video.check(info, max_seconds=limits.max_video_seconds, max_side=limits.max_video_side, shown=shown,
                     name=self.name)

@@ -214,20 +214,25 @@ def sample_times(duration: float, count: int) -> list[float]:
 
 
 def frames_at(path: str | Path, times: Sequence[float], *, max_side: int | None = None, name: str = "video",
-              timeout: float = 60.0) -> list["Image.Image"]:
+              info: VideoInfo | None = None, timeout: float = 60.0) -> list["Image.Image"]:
     """The RGB frames shown at `times` (seconds), each scaled to fit `max_side` (never enlarged).
 
-    One ffmpeg seek per time (exact: ffmpeg decodes from the keyframe before it). A time at or past
-    the end gives the clip's last frame. InvalidInput when ffmpeg cannot decode a frame.
+    One ffmpeg seek per time (exact: ffmpeg decodes from the keyframe before it). At a constant
+    frame rate frame k shows from k/fps to (k+1)/fps; a time at or past the end gives the clip's
+    last frame. `info` is the clip's `probe` (probed here when not given). InvalidInput when
+    ffmpeg cannot decode a frame.
     """
     from PIL import Image
 
     p = _existing_file(path, name)
+    fps = (info or probe(p, name)).fps
     scale = (["-vf", f"scale='min({max_side},iw)':'min({max_side},ih)':force_original_aspect_ratio=decrease"]
              if max_side else [])
     frames = []
     for t in times:
-        data, stderr = _grab(p, ["-ss", f"{max(0.0, t):.6f}"], ["-frames:v", "1", *scale], name, timeout)
+        # ffmpeg's seek keeps the first frame at or after the time: seek half a frame before the one shown then.
+        seek = max(0.0, (math.floor(t * fps + 1e-6) - 0.5) / fps) if fps else max(0.0, t)
+        data, stderr = _grab(p, ["-ss", f"{seek:.6f}"], ["-frames:v", "1", *scale], name, timeout)
         if not data:  # past the last frame (durations are rounded): the last frame of the final second
             data, stderr = _grab(p, ["-sseof", "-1"], scale, name, timeout)
             data = data[data.rfind(_PNG_SIGNATURE):] if data else data
