@@ -101,6 +101,21 @@ def test_the_16_bit_png_scales_depth_to_the_full_range_and_stores_it() -> None:
 # ------------------------------------------------------------------ the tiny model, through the zoo
 
 
+def test_the_tiny_builds_are_byte_identical(tmp_path: Path) -> None:
+    import hashlib
+
+    from zoo import tiny
+
+    def digests(folder: Path) -> dict[str, str]:
+        return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in folder.iterdir() if f.is_file()}
+
+    first, second = tiny.build("depth-estimation", tmp_path / "a"), tiny.build("depth-estimation", tmp_path / "b")
+    assert digests(first) == digests(second) and "model.safetensors" in digests(first)
+    assert "preprocessor_config.json" in digests(first)
+
+
+
+
 def test_declaration_examples_and_output_types() -> None:
     from zoo.testing import check_plugin
 

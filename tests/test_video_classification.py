@@ -99,6 +99,21 @@ def test_frames_are_scaled_to_fit_and_never_enlarged(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ the tiny model, through the zoo
 
 
+def test_the_tiny_builds_are_byte_identical(tmp_path: Path) -> None:
+    import hashlib
+
+    from zoo import tiny
+
+    def digests(folder: Path) -> dict[str, str]:
+        return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in folder.iterdir() if f.is_file()}
+
+    first, second = tiny.build("video-classification", tmp_path / "a"), tiny.build("video-classification", tmp_path / "b")
+    assert digests(first) == digests(second) and "model.safetensors" in digests(first)
+    assert "preprocessor_config.json" in digests(first)
+
+
+
+
 def test_declaration_examples_and_output_types() -> None:
     from zoo.testing import check_plugin
 
