@@ -271,3 +271,34 @@ def test_the_tab_has_a_video_input_and_a_generated_example() -> None:
     assert Path(path).name == "clip.mp4" and (info.duration, info.width, info.height) == (4.0, 320, 240)
     assert sample_examples(VideoClassification()) == [{"video": path}]
     assert "video=handle_file('clip.mp4')" in api_snippet(VideoClassification(), {"video": path})
+
+
+@pytest.mark.app
+def test_both_vision_tabs_answer_over_the_gradio_api(app_factory, model_cache_dir: Path, clip: Path,
+                                                     tmp_path: Path) -> None:
+    """The app's /video_classification takes an uploaded clip (gradio's Video payload, unprocessed) and the frames
+    come back captioned; a text file is refused with the field's message; /depth_estimation maps at the input size."""
+    from gradio_client import Client, handle_file
+    from PIL import Image
+
+    from samples import _image
+    from servers import clean_env
+
+    server = app_factory(base_env=clean_env(HF_HUB_OFFLINE="1", ZOO_TINY="1", ZOO_CACHE_DIR=str(model_cache_dir),
+                                            ZOO_PLUGINS="depth-estimation,video-classification"))
+    client = Client(server.url, verbose=False)
+    labels, frames, details = client.predict(video=handle_file(str(clip)), top_k=2, api_name="/video_classification")
+    assert len(labels["confidences"]) == 2 and {c["label"] for c in labels["confidences"]} <= set(TINY_VIDEO_LABELS)
+    assert [item["caption"] for item in frames] == ["0.25 s", "0.75 s", "1.25 s", "1.75 s"]
+    assert [_grey(Image.open(item["image"]["path"] if isinstance(item["image"], dict) else item["image"]))
+            for item in frames] == [level(k) for k in (2, 7, 12, 17)]
+    assert details["frame_times"] == [0.25, 0.75, 1.25, 1.75] and details["codec"] == "ffv1"
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a clip\n" * 10)
+    with pytest.raises(Exception, match="is not a video: ffprobe found no video stream"):
+        client.predict(video=handle_file(str(text)), top_k=2, api_name="/video_classification")
+    picture = tmp_path / "in.png"
+    _image(90, 50).save(picture)
+    depth, raw, info = client.predict(image=handle_file(str(picture)), colormap="gray", raw_format="npy (float32)",
+                                      api_name="/depth_estimation")
+    assert Image.open(depth).size == (90, 50) and np.load(raw).shape == (50, 90) and info["image_size"] == [90, 50]
