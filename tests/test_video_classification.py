@@ -215,6 +215,9 @@ def test_the_video_field_is_generic(tmp_path: Path) -> None:
     assert field.check({"path": str(clip), "meta": {"_type": "gradio.FileData"}}, Limits()) == str(clip)
     with pytest.raises(InvalidInput, match="`clip` is 0.5|`clip` must be at most 0.25 seconds long"):
         field.check(str(clip), Limits(max_video_seconds=0.25))
+    with pytest.raises(InvalidInput, match="is not a file that exists here") as err:
+        field.check({"path": str(tmp_path / "expired.mp4")}, Limits())
+    assert "expired.mp4" in str(err.value) and str(tmp_path) not in str(err.value)
     assert output_problem(field, str(clip)) is None
     assert "existing video file" in output_problem(field, str(tmp_path / "missing.mp4"))
 

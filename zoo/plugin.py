@@ -221,8 +221,9 @@ class Video(Field):
 
         if value is None or value == "" or value == []:
             raise InvalidInput(self.name, value, "must be a video clip", "upload a clip or record one with the webcam")
-        if isinstance(value, str) and not os.path.isfile(value):  # never a server path in the message
-            raise InvalidInput(self.name, os.path.basename(value), "is not a file that exists here",
+        given = (value.get("path") or value.get("name")) if isinstance(value, Mapping) else value
+        if isinstance(given, str) and not os.path.isfile(given):  # never a server path in the message
+            raise InvalidInput(self.name, os.path.basename(given), "is not a file that exists here",
                                "upload the clip again (uploads expire)")
         path = _upload_path(self.name, value)
         shown = os.path.basename(path)

@@ -262,19 +262,21 @@ def sample_video(folder: Path | None = None) -> str | None:
         if ffmpeg is None:
             return None
         source = ["-f", "lavfi", "-i", "testsrc=size=320x240:rate=10:duration=4"]
-        try:  # H.264 plays in every browser; an ffmpeg built without libx264 still writes MPEG-4 part 2
-            for codec in (["-c:v", "libx264", "-pix_fmt", "yuv420p"], ["-c:v", "mpeg4"]):
-                try:
-                    _write_atomically(path, lambda tmp: subprocess.run(
-                        [ffmpeg, "-nostdin", "-v", "error", "-y", *source, *codec, "-f", "mp4", str(tmp)],
-                        check=True, capture_output=True, timeout=60))
-                    break
-                except subprocess.CalledProcessError:
-                    if codec[1] == "mpeg4":
-                        raise
-        except (OSError, subprocess.SubprocessError) as exc:
-            log.warning("No sample clip: ffmpeg failed (%s)", exc)
-            return None
+        failure: Exception | None = None
+        # H.264 plays in every browser; an ffmpeg built without libx264 still writes MPEG-4 part 2.
+        for codec in (["-c:v", "libx264", "-pix_fmt", "yuv420p"], ["-c:v", "mpeg4"]):
+            try:
+                _write_atomically(path, lambda tmp: subprocess.run(
+                    [ffmpeg, "-nostdin", "-v", "error", "-y", *source, *codec, "-f", "mp4", str(tmp)],
+                    check=True, capture_output=True, timeout=60))
+                return str(path)
+            except subprocess.CalledProcessError as exc:  # that encoder is missing: try the next
+                failure = exc
+            except (OSError, subprocess.SubprocessError) as exc:
+                failure = exc
+                break
+        log.warning("No sample clip: ffmpeg failed (%s)", failure)
+        return None
     return str(path)
 
 
