@@ -260,7 +260,7 @@ def test_the_cli_runs_the_tab(tmp_path: Path, model_cache_dir: Path, clip: Path)
     assert bad.returncode == 2 and "is not a video" in bad.stderr and "Traceback" not in bad.stderr
 
 
-def test_the_tab_has_a_video_input_and_a_generated_example() -> None:
+def test_the_tab_has_a_video_input_and_a_generated_example(tmp_path: Path) -> None:
     import gradio as gr
 
     from zoo.ui import api_snippet, component, sample_examples, sample_video
@@ -269,6 +269,9 @@ def test_the_tab_has_a_video_input_and_a_generated_example() -> None:
     assert isinstance(box, gr.Video) and box.sources == ["upload", "webcam"] and box.label == "Clip"
     shown = component(Video("clip"), Limits(), output=True)
     assert isinstance(shown, gr.Video) and not shown.interactive
+    made = sample_video(tmp_path)  # made here, now (the default folder may hold one already)
+    assert made == str(tmp_path / "clip.mp4") and video.probe(made).codec == "h264"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]  # written aside, renamed into place
     path = sample_video()
     info = video.probe(path)
     assert Path(path).name == "clip.mp4" and (info.duration, info.width, info.height) == (4.0, 320, 240)
