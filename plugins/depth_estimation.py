@@ -66,7 +66,7 @@ COLORMAP_ANCHORS: dict[str, tuple[str, ...]] = {
               "#7a0403"),
 }
 COLORMAPS = ("inferno", "viridis", "magma", "turbo", "gray")
-PNG16, NPY = "16-bit PNG", "npy (float32)"
+PNG16, NPY = "png16", "npy"
 RAW_FORMATS = (PNG16, NPY)
 
 
@@ -144,7 +144,8 @@ class DepthEstimation(Plugin):
         Choice("colormap", "inferno", choices=COLORMAPS, label="Colour map",
                info="How depth values become colours: the lowest value gets the map's first colour"),
         Choice("raw_format", PNG16, choices=RAW_FORMATS, label="Raw depth file",
-               info="16-bit PNG: values scaled to 0-65535 (range in its metadata); npy: the float32 values as they are"),
+               info="png16: a 16-bit grayscale PNG, the values scaled to 0-65535 (their range in its metadata); "
+                    "npy: the float32 values as they are (numpy.load)"),
     )
     outputs = (
         Image("depth", label="Depth map"),

@@ -305,6 +305,6 @@ def test_both_vision_tabs_answer_over_the_gradio_api(app_factory, model_cache_di
         client.predict(video=handle_file(str(text)), top_k=2, api_name="/video_classification")
     picture = tmp_path / "in.png"
     _image(90, 50).save(picture)
-    depth, raw, info = client.predict(image=handle_file(str(picture)), colormap="gray", raw_format="npy (float32)",
+    depth, raw, info = client.predict(image=handle_file(str(picture)), colormap="gray", raw_format="npy",
                                       api_name="/depth_estimation")
     assert Image.open(depth).size == (90, 50) and np.load(raw).shape == (50, 90) and info["image_size"] == [90, 50]
