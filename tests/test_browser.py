@@ -486,6 +486,43 @@ def check_image_segmentation(z: ZooPage, panel: Any, plugin: P.Plugin, tmp_path:
     assert sum(int(r[2]) for r in rows) == 320 * 240, rows  # every pixel has one label
 
 
+def check_depth_estimation(z: ZooPage, panel: Any, plugin: P.Plugin, tmp_path: Path) -> None:
+    """The generated picture (320x240) gives a depth map of its size, the raw 16-bit PNG to download, and its range."""
+    maps = run_first_example(z, panel, plugin)
+    assert [(m["width"], m["height"]) for m in maps] == [(320, 240)], maps
+    raw = z.read_output(z.field(plugin.task, "raw_depth", output=True), "File")
+    assert raw.get("href") and raw.get("name", "").endswith(".png"), raw
+    body = z.page.request.get(raw["href"]).body()
+    from PIL import Image
+
+    depth = Image.open(io.BytesIO(body))
+    assert depth.size == (320, 240) and depth.mode in ("I;16", "I"), (depth.size, depth.mode)
+    details = z.read_output(z.field(plugin.task, "details", output=True), "Json")
+    assert "320" in details and "240" in details and "inferno" in details, details
+
+
+def check_video_classification(z: ZooPage, panel: Any, plugin: P.Plugin, tmp_path: Path) -> None:
+    """The generated test-pattern clip (4 s, 320x240) gives labels and the frames used, captioned with their times."""
+    box = z.field(plugin.task, "video")
+    z.load_example(panel, 0)
+    box.locator("video").first.wait_for(state="attached", timeout=15_000)
+    z.run(plugin.task, panel)
+    labels = z.field(plugin.task, "labels", output=True)
+    z.wait_done(panel, lambda: bool(z.read_output(labels, "Labels")))
+    shown = z.read_output(labels, "Labels")
+    assert len(shown) == 5 and all(re.fullmatch(r"\d{1,3}(\.\d+)?%", pct) for pct in shown.values()), shown
+    gallery = z.field(plugin.task, "frames", output=True)
+    frames = z.read_output(gallery, "Gallery")
+    model = z.field(plugin.task, "model").locator("input").first.input_value()
+    count = 4 if parse_ref(model).scheme == "tiny" else 16  # the model's num_frames
+    assert len(frames) == count and all((f["width"], f["height"]) == (320, 240) for f in frames), frames
+    details = z.read_output(z.field(plugin.task, "details", output=True), "Json")
+    assert "320x240" in details and "h264" in details, details
+    if count == 4:  # the middle of each second of the clip
+        captions = gallery.inner_text()
+        assert all(t in captions for t in ("0.50 s", "1.50 s", "2.50 s", "3.50 s")), captions
+
+
 CHECKS: dict[str, Callable[[ZooPage, Any, P.Plugin, Path], None]] = {
     "text-generation": check_text_generation,
     "conversational": check_chat,
@@ -500,6 +537,8 @@ CHECKS: dict[str, Callable[[ZooPage, Any, P.Plugin, Path], None]] = {
     "fine-tune": check_fine_tune,
     "object-detection": check_object_detection,
     "image-segmentation": check_image_segmentation,
+    "depth-estimation": check_depth_estimation,
+    "video-classification": check_video_classification,
 }
 
 

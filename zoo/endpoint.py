@@ -39,7 +39,7 @@ from zoo import __version__
 from zoo.errors import InvalidInput, ModelNotAllowed, TooLarge, UnknownPlugin, ZooError, redact_paths
 from zoo.openai_api import (OpenAIApi, Unauthorized, authorize, body_limit, drain, first_event, json_default,
                             openai_mount, read_body, sse)
-from zoo.plugin import Audio, Image, Plugin, RunContext, Text
+from zoo.plugin import Audio, Image, Plugin, RunContext, Text, Video
 from zoo.runner import Zoo
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ def _run_plugin(zoo: Zoo, plugin: Plugin, inputs: Any, parameters: dict[str, Any
                 max_file_size: int | None = None) -> Any:
     """from_endpoint -> Zoo.run -> to_endpoint, with a temporary folder for files in and out."""
     with tempfile.TemporaryDirectory(prefix="zoo-endpoint-") as tmp:
-        if plugin.inputs and isinstance(plugin.inputs[0], (Image, Audio)):
+        if plugin.inputs and isinstance(plugin.inputs[0], (Image, Audio, Video)):
             inputs = _save_upload(inputs, Path(tmp), max_file_size)
         values = plugin.from_endpoint(inputs, parameters)
         outputs = zoo.run(plugin.task, ctx=RunContext(limits=zoo.limits, temp_dir=tmp), **values)

@@ -297,6 +297,33 @@ class Audio(Field):
 
 
 @dataclass(frozen=True)
+class Video(Field):
+    """A video clip (input): run() gets its file's path, after ffprobe checked it (zoo.video): it has a video
+    stream that this server's ffmpeg decodes, plays for more than 0 seconds, is at most ZOO_MAX_VIDEO_SECONDS
+    long and ZOO_MAX_VIDEO_SIDE pixels on a side. `zoo.video.frames_at` takes frames out of it."""
+
+    sources: tuple[str, ...] = ("upload", "webcam")
+
+    def check(self, value: Any, limits: "Limits") -> str:
+        import os
+
+        from zoo import video  # ffprobe runs only when a clip actually arrives
+
+        if value is None or value == "" or value == []:
+            raise InvalidInput(self.name, value, "must be a video clip", "upload a clip or record one with the webcam")
+        given = (value.get("path") or value.get("name")) if isinstance(value, Mapping) else value
+        if isinstance(given, str) and not os.path.isfile(given):  # never a server path in the message
+            raise InvalidInput(self.name, os.path.basename(given), "is not a file that exists here",
+                               "upload the clip again (uploads expire)")
+        path = _upload_path(self.name, value)
+        shown = os.path.basename(path)
+        info = video.probe(path, self.name)
+        video.check(info, max_seconds=limits.max_video_seconds, max_side=limits.max_video_side, shown=shown,
+                    name=self.name)
+        return path
+
+
+@dataclass(frozen=True)
 class Gallery(Field):
     """A list of images (output)."""
 
@@ -434,6 +461,8 @@ class Limits:
     max_steps: int = 50
     max_image_work: float = 12.0
     image_oversize: str = "refuse"
+    max_video_seconds: float = 60.0
+    max_video_side: int = 1920
     # Not caps, but what a plugin running in the server needs of the operator's settings (the Fine-tune tab).
     allow_training: bool = field(default=True, compare=False)
     cache_dir: Any = field(default=None, compare=False)

@@ -102,6 +102,8 @@ class Settings:
     max_steps: int = 50
     max_image_work: float = 12.0
     image_oversize: str = "refuse"
+    max_video_seconds: float = 60.0
+    max_video_side: int = 1920
     max_concurrency_per_model: int = 1
     max_queue: int = 64
     max_sessions: int = 100
@@ -317,6 +319,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_steps", "ZOO_MAX_STEPS", "Most diffusion steps. Default 50.", _int),
     Setting("max_image_work", "ZOO_MAX_IMAGE_WORK", "Most work one text-to-image request may ask for, in 512x512 image-steps: steps x images, an image over 512x512 counting (area/512²)² (attention grows with the square of the pixels). Default 12 (e.g. 4 steps x 3 images at 512², 2 steps at 768²), which keeps a CPU request under a minute or two; raise it on a GPU.", _positive_float),
     Setting("image_oversize", "ZOO_IMAGE_OVERSIZE", "What to do with an input image wider or taller than ZOO_MAX_IMAGE_SIDE: refuse (default) or downscale. Either way its size is read from the file's header before anything is decoded.", _oversize),
+    Setting("max_video_seconds", "ZOO_MAX_VIDEO_SECONDS", "Longest video clip accepted, in seconds. Default 60.", _positive_float),
+    Setting("max_video_side", "ZOO_MAX_VIDEO_SIDE", "Largest video width/height accepted, in pixels. Default 1920 (Full HD).", _positive),
     Setting("max_concurrency_per_model", "ZOO_CONCURRENCY", "Requests one model serves at once. Default 1.", _int),
     Setting("max_queue", "ZOO_MAX_QUEUE", "Requests waiting per tab before 'queue full'. Default 64.", _int),
     Setting("max_sessions", "ZOO_MAX_SESSIONS", "Sessions whose server-side state gradio keeps; every REST call is a session of its own, so this caps the memory they hold (about 0.5 MB each with every tab). The oldest go first. Default 100.", _positive),

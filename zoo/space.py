@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from zoo.errors import PluginLoadError, UnknownPlugin, ZooError
 from zoo.models.refs import parse_ref
-from zoo.plugin import Audio, File, Image, ImageMask, Plugin
+from zoo.plugin import Audio, File, Image, ImageMask, Plugin, Video
 from zoo.registry import BUILTIN_PACKAGE, DISTRIBUTION, ENTRY_POINT_GROUP, Origin, Registry, own_entry_points
 from zoo.settings import hub_reachable
 
@@ -372,8 +372,8 @@ def space_pyproject(plugins: Sequence[Plugin]) -> str:
 
 def _py_value(value: Any, field: Any) -> str:
     """A value as Python source for a gradio_client example; files go through handle_file."""
-    if isinstance(field, (Image, Audio, File)):
-        default = {Image: "photo.png", Audio: "speech.wav"}.get(type(field), "input.bin")
+    if isinstance(field, (Image, Audio, File, Video)):
+        default = {Image: "photo.png", Audio: "speech.wav", Video: "clip.mp4"}.get(type(field), "input.bin")
         return f"handle_file({(value if isinstance(value, str) and value else default)!r})"
     if isinstance(field, ImageMask):  # the image editor's value: the picture and the painted mask layers
         picture, masks = (value.get("background"), value.get("layers") or []) if isinstance(value, dict) else (value, [])
@@ -392,7 +392,7 @@ def api_example(plugin: Plugin) -> str:
     shown = [f.name for f in plugin.inputs] + [n for n in example if n in fields and n not in
                                                  {f.name for f in plugin.inputs}]
     args = [f"{n}={_py_value(example.get(n, fields[n].default), fields[n])}" for n in shown]
-    needs_file = any(isinstance(fields[n], (Image, ImageMask, Audio, File)) for n in shown)
+    needs_file = any(isinstance(fields[n], (Image, ImageMask, Audio, File, Video)) for n in shown)
     imports = "from gradio_client import Client" + (", handle_file" if needs_file else "")
     call = ",\n    ".join(args + [f'api_name="/{plugin.endpoint()}"'])
     return (f"**{plugin.title}** (`/{plugin.endpoint()}`)\n\n```python\n{imports}\n\n"

@@ -188,6 +188,8 @@ def output_problem(field: "Field", value: Any) -> str | None:
         if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], int) and hasattr(value[1], "__len__"):
             return None
         return "should be an audio file path or a (sample rate, samples) pair (Audio)"
+    if isinstance(field, P.Video):
+        return None if _is_file(value) else "should be the path of an existing video file (Video)"
     if isinstance(field, P.File):
         return None if _is_file(value) else "should be the path of an existing file (File)"
     if isinstance(field, P.Highlight):

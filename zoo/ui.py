@@ -108,6 +108,11 @@ def component(field: P.Field, limits: P.Limits, *, output: bool = False, render:
         if output:
             return gr.Audio(type="filepath", autoplay=field.autoplay, **common)
         return gr.Audio(sources=list(field.sources), type="filepath", **common)
+    if isinstance(field, P.Video):
+        # A path as uploaded (no format conversion): the zoo's check probes it with ffprobe before anything decodes it.
+        if output:
+            return gr.Video(height=320, **common)
+        return gr.Video(sources=list(field.sources), height=320, **common)
     if isinstance(field, P.Gallery):
         return gr.Gallery(type="pil", format="png", columns=2, height="auto", **common)
     if isinstance(field, P.Highlight):
@@ -196,7 +201,7 @@ def composition_note(zoo: Zoo, plugin: P.Plugin, hybrid: bool = False) -> str:
 
 def api_snippet(plugin: P.Plugin, values: dict[str, Any], url: str = "http://127.0.0.1:7860/") -> str:
     """A gradio_client call for this tab, with the first example's values (files go through handle_file)."""
-    media = {f.name: f for f in plugin.fields() if isinstance(f, (P.Image, P.Audio))}
+    media = {f.name: f for f in plugin.fields() if isinstance(f, (P.Image, P.Audio, P.Video))}
     fields = {f.name: f for f in plugin.fields()}
     args = []
     for k, v in values.items():
@@ -206,7 +211,7 @@ def api_snippet(plugin: P.Plugin, values: dict[str, Any], url: str = "http://127
             name = os.path.basename(picture) if isinstance(picture, str) and picture else "picture.png"
             args.append(f'{k}={{"background": handle_file({name!r}), "layers": [{layers}], "composite": None}}')
         elif k in media:  # gradio_client uploads a local path or URL only when wrapped
-            sample = "speech.wav" if isinstance(media[k], P.Audio) else "picture.png"
+            sample = {P.Audio: "speech.wav", P.Video: "clip.mp4"}.get(type(media[k]), "picture.png")
             args.append(f"{k}=handle_file({(os.path.basename(v) if isinstance(v, str) and v else sample)!r})")
         else:
             args.append(f"{k}={v!r}")
@@ -263,6 +268,33 @@ def sample_speech(folder: Path | None = None) -> str | None:
     return str(path)
 
 
+def sample_video(folder: Path | None = None) -> str | None:
+    """A 4-second test pattern clip (ffmpeg's `testsrc`, 320x240, 10 fps, H.264) as an MP4 path, made once;
+    None when ffmpeg is not installed."""
+    path = (folder or sample_dir()) / "clip.mp4"
+    if not path.is_file():
+        ffmpeg = shutil.which("ffmpeg")
+        if ffmpeg is None:
+            return None
+        source = ["-f", "lavfi", "-i", "testsrc=size=320x240:rate=10:duration=4"]
+        failure: Exception | None = None
+        # H.264 plays in every browser; an ffmpeg built without libx264 still writes MPEG-4 part 2.
+        for codec in (["-c:v", "libx264", "-pix_fmt", "yuv420p"], ["-c:v", "mpeg4"]):
+            try:
+                _write_atomically(path, lambda tmp: subprocess.run(
+                    [ffmpeg, "-nostdin", "-v", "error", "-y", *source, *codec, "-f", "mp4", str(tmp)],
+                    check=True, capture_output=True, timeout=60))
+                return str(path)
+            except subprocess.CalledProcessError as exc:  # that encoder is missing: try the next
+                failure = exc
+            except (OSError, subprocess.SubprocessError) as exc:
+                failure = exc
+                break
+        log.warning("No sample clip: ffmpeg failed (%s)", failure)
+        return None
+    return str(path)
+
+
 def _write_atomically(path: Path, write: Callable[[Path], Any]) -> None:
     # Several app processes may share the temp dir: write aside, then rename into place.
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -281,6 +313,8 @@ def sample_examples(plugin: P.Plugin) -> list[dict[str, Any]]:
             values[f.name] = sample_image()
         elif isinstance(f, P.Audio):
             values[f.name] = sample_speech()
+        elif isinstance(f, P.Video):
+            values[f.name] = sample_video()
         elif isinstance(f, P.Text) and f.required:
             return []  # no sensible text to invent
         if f.name in values and values[f.name] is None:
