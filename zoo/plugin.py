@@ -478,6 +478,7 @@ class Plugin:
     examples: ClassVar[Sequence[Mapping[str, Any]]] = ()
     can_stream: ClassVar[bool] = _OverridesStream()  # type: ignore[assignment]  # derived: overrides `stream`
     api_name: ClassVar[str | None] = None  # default: task with "_" for "-"
+    mcp: ClassVar[bool] = True  # False: the endpoint is not an MCP tool (it stays in the HTTP API)
 
     @classmethod
     def endpoint(cls) -> str:

@@ -21,6 +21,8 @@ from typing import Any, Callable, Collection, Iterator, Mapping, Sequence
 
 from zoo import plugin as P
 from zoo.errors import Cancelled, ZooError, redact_paths
+from zoo.auth import auth_middleware
+from zoo.mcp import MCP_PATH, configure_server, tool_doc, tool_endpoints
 from zoo.models.devices import describe_device
 from zoo.models.refs import parse_ref
 from zoo.models.sources import PACKAGED
@@ -479,6 +481,7 @@ class TabBuilder:
 
         guarded.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
         guarded.__name__ = getattr(fn, "__name__", "guarded")
+        guarded.__doc__ = fn.__doc__  # the MCP tool's description and parameter docs (zoo.mcp.tool_doc)
         return guarded
 
     def handler(self, names: Sequence[str]) -> Callable[..., Iterator[tuple]]:
@@ -515,7 +518,9 @@ class TabBuilder:
             params.append(inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, **default))
         params.append(inspect.Parameter("progress", inspect.Parameter.KEYWORD_ONLY, default=gr.Progress()))
         run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-        run.__name__ = plugin.endpoint()
+        run.__name__ = plugin.endpoint()  # the MCP tool's name; its docstring describes the tool
+        run.__doc__ = tool_doc(plugin, names, zoo.limits, *(
+            (zoo.default_model(plugin), zoo.model_choices(plugin)) if plugin.models is not None else ()))
         return self.guard(run)
 
     # -------------------------------------------------------------- layout hooks
@@ -714,12 +719,39 @@ def launch(demo: Any, zoo: Zoo, **kwargs: Any) -> Any:
     app_kwargs = dict(kwargs.pop("app_kwargs", None) or {})
     if zoo.settings.output_ttl > 0:
         app_kwargs.setdefault("lifespan", _output_sweeper(zoo.settings.output_ttl))
+    # MCP (ZOO_MCP, ZOO_MCP_TOOLS) and sign-in (ZOO_AUTH): see zoo/mcp.py and zoo/auth.py.
+    kwargs.setdefault("mcp_server", zoo.settings.mcp)
+    if kwargs["mcp_server"]:
+        app_kwargs["lifespan"] = mcp_lifespan(tool_endpoints(zoo), zoo.settings.auth, app_kwargs.get("lifespan"))
+    if zoo.settings.auth:
+        kwargs.setdefault("auth", list(zoo.settings.auth))
+        app_kwargs["middleware"] = [*app_kwargs.get("middleware", ()), auth_middleware(zoo.settings.auth)]
     # Gradio keeps each session's copy of the page's config (about 0.5 MB with every tab) until
     # `state_session_capacity` newer sessions push it out, and every REST call is a new session:
     # at gradio's default of 10000 that is gigabytes. ZOO_MAX_SESSIONS caps it.
     return demo.launch(server_name=zoo.settings.server_name, server_port=zoo.settings.server_port,
                        max_file_size=zoo.settings.max_file_size, css=CSS, show_error=True,
                        state_session_capacity=zoo.settings.max_sessions, app_kwargs=app_kwargs, **kwargs)
+
+
+def mcp_lifespan(endpoints: set[str], users: Sequence[tuple[str, str]],
+                 inner: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
+    """A FastAPI lifespan that configures gradio's MCP server (built during launch) before the first
+    request, then runs `inner` (the output sweep)."""
+    import contextlib
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> Any:
+        server = app.get_blocks().mcp_server_obj
+        if server is not None:
+            tools = configure_server(server, endpoints, users)
+            log.info("MCP server at %s: %d tools (%s)", MCP_PATH, len(tools), ", ".join(tools))
+        async with contextlib.AsyncExitStack() as stack:
+            if inner is not None:
+                await stack.enter_async_context(inner(app))
+            yield
+
+    return lifespan
 
 
 def _output_sweeper(ttl: float) -> Callable[[Any], Any]:
