@@ -22,7 +22,7 @@ from typing import Any, Callable, Collection, Iterator, Mapping, Sequence
 from zoo import plugin as P
 from zoo.errors import Cancelled, ZooError, redact_paths
 from zoo.auth import auth_middleware
-from zoo.mcp import MCP_PATH, configure_server, tool_doc, tool_endpoints
+from zoo.mcp import configure_server, tool_doc, tool_endpoints
 from zoo.models.devices import describe_device
 from zoo.models.refs import parse_ref
 from zoo.models.sources import PACKAGED
@@ -722,7 +722,8 @@ def launch(demo: Any, zoo: Zoo, **kwargs: Any) -> Any:
     # MCP (ZOO_MCP, ZOO_MCP_TOOLS) and sign-in (ZOO_AUTH): see zoo/mcp.py and zoo/auth.py.
     kwargs.setdefault("mcp_server", zoo.settings.mcp)
     if kwargs["mcp_server"]:
-        app_kwargs["lifespan"] = mcp_lifespan(tool_endpoints(zoo), zoo.settings.auth, app_kwargs.get("lifespan"))
+        app_kwargs["lifespan"] = mcp_lifespan(tool_endpoints(zoo), zoo.settings.auth, app_kwargs.get("lifespan"),
+                                              announce=not kwargs.get("quiet"))
     if zoo.settings.auth:
         kwargs.setdefault("auth", list(zoo.settings.auth))
         app_kwargs["middleware"] = [*app_kwargs.get("middleware", ()), auth_middleware(zoo.settings.auth)]
@@ -735,9 +736,9 @@ def launch(demo: Any, zoo: Zoo, **kwargs: Any) -> Any:
 
 
 def mcp_lifespan(endpoints: set[str], users: Sequence[tuple[str, str]],
-                 inner: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
+                 inner: Callable[[Any], Any] | None, announce: bool = True) -> Callable[[Any], Any]:
     """A FastAPI lifespan that configures gradio's MCP server (built during launch) before the first
-    request, then runs `inner` (the output sweep)."""
+    request (printing the tools under gradio's MCP banner when `announce`), then runs `inner` (the output sweep)."""
     import contextlib
 
     @contextlib.asynccontextmanager
@@ -745,7 +746,8 @@ def mcp_lifespan(endpoints: set[str], users: Sequence[tuple[str, str]],
         server = app.get_blocks().mcp_server_obj
         if server is not None:
             tools = configure_server(server, endpoints, users)
-            log.info("MCP server at %s: %d tools (%s)", MCP_PATH, len(tools), ", ".join(tools))
+            if announce:
+                print(f"* MCP tools ({len(tools)}): {', '.join(tools)}", flush=True)
         async with contextlib.AsyncExitStack() as stack:
             if inner is not None:
                 await stack.enter_async_context(inner(app))
