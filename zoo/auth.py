@@ -22,6 +22,7 @@ import binascii
 import hmac
 import json
 import logging
+import re
 import secrets
 from http.cookies import SimpleCookie
 from typing import Any, Callable, Sequence
@@ -98,10 +99,13 @@ class AuthMiddleware:
         root = scope.get("root_path") or ""
         if root and path.startswith(root):
             path = path[len(root):] or "/"
-        if user is None and _is_protected(path) and not self._has_session(headers, gradio_app):
+        signed_in = user is not None or self._has_session(headers, gradio_app)
+        if not signed_in and _is_protected(path):
             log.info("Refused a request to %s without valid credentials", path)
             await _refuse(path, scope, send)
             return
+        if not signed_in and scope["type"] == "http" and scope.get("method") == "GET":
+            send = _without_api_info(send)  # gradio's login page would list every endpoint and its parameters
         await self.app(scope, receive, send)
 
     def _with_session(self, headers: list[tuple[bytes, bytes]], gradio_app: Any, user: str) -> list[tuple[bytes, bytes]]:
@@ -129,6 +133,39 @@ class AuthMiddleware:
         cookie_id = gradio_app.cookie_id
         return any(cookies.get(name) in tokens
                    for name in (f"access-token-{cookie_id}", f"access-token-unsecure-{cookie_id}"))
+
+
+_API_INFO = re.compile(rb"window\.gradio_api_info = .*?;</script>", re.S)
+
+
+def _without_api_info(send: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap `send` so that an HTML page goes out without the API description gradio embeds in it.
+
+    Gradio 6.31 puts `window.gradio_api_info` (every endpoint, its parameters and model lists) into the
+    page it serves even to a visitor who gets the login form; the form does not need it, and after
+    signing in the page is loaded again, with it."""
+    start: dict[str, Any] | None = None
+    chunks: list[bytes] = []
+
+    async def wrapped(message: dict[str, Any]) -> None:
+        nonlocal start
+        if message["type"] == "http.response.start":
+            content_type = dict((k.lower(), v) for k, v in message.get("headers", [])).get(b"content-type", b"")
+            if content_type.startswith(b"text/html"):
+                start = message
+                return
+        elif message["type"] == "http.response.body" and start is not None:
+            chunks.append(message.get("body", b""))
+            if message.get("more_body"):
+                return
+            body = _API_INFO.sub(b"window.gradio_api_info = null;</script>", b"".join(chunks))
+            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+            await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await send(message)
+
+    return wrapped
 
 
 def _is_protected(path: str) -> bool:

@@ -290,7 +290,7 @@ def _auth(name: str, raw: str) -> tuple[tuple[str, str], ...]:
         except OSError as exc:
             raise InvalidInput(name, value, f"names a file that cannot be read ({type(exc).__name__})",
                                "give @/path/to/file with one user:password a line, readable by the server") from None
-        entries = [(f"line {i} of {path}", line.strip()) for i, line in enumerate(lines, 1)
+        entries = [(f"line {i} of {path.name}", line.strip()) for i, line in enumerate(lines, 1)
                    if line.strip() and not line.strip().startswith("#")]
         if not entries:
             raise InvalidInput(name, value, "names a file with no user:password line", "add one user:password a line")
