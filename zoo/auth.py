@@ -136,6 +136,8 @@ class AuthMiddleware:
 
 
 _API_INFO = re.compile(rb"window\.gradio_api_info = .*?;</script>", re.S)
+# Empty, not null: with null the login page's script asks /info for it (a 404 and a console error).
+_EMPTY_API_INFO = b'window.gradio_api_info = {"named_endpoints": {}, "unnamed_endpoints": {}};</script>'
 
 
 def _without_api_info(send: Callable[..., Any]) -> Callable[..., Any]:
@@ -158,7 +160,7 @@ def _without_api_info(send: Callable[..., Any]) -> Callable[..., Any]:
             chunks.append(message.get("body", b""))
             if message.get("more_body"):
                 return
-            body = _API_INFO.sub(b"window.gradio_api_info = null;</script>", b"".join(chunks))
+            body = _API_INFO.sub(_EMPTY_API_INFO, b"".join(chunks))
             headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
             await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
             await send({"type": "http.response.body", "body": body})
