@@ -222,7 +222,7 @@ def test_zoo_mcp_tools_picks_the_tools(app_factory, model_cache_dir: Path) -> No
     assert set(list_tools(server.url)) == {"text_generation", "fine_tune"}
     refused = call_tool(server.url, "text_to_image", {"prompt": "a fox"})
     assert refused.isError and "Unknown tool" in " ".join(texts(refused))
-    assert "* MCP tools (2): fine_tune, text_generation" in server.log_text()  # under gradio's MCP banner
+    assert "* MCP tools (2): fine_tune, text_generation" in server.log_text()  # the startup log says which
 
 
 @pytest.mark.app

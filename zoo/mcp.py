@@ -7,10 +7,12 @@ parameter, `Returns:` lines). The zoo's endpoint handlers are generated (zoo/ui.
 
 Which tools are served: every plugin's endpoint but those whose plugin says `mcp = False`, or those
 ZOO_MCP_TOOLS names (`tool_endpoints`, checked before the server starts). Gradio builds its MCP
-server object while it launches; `configure_server` then drops the other endpoints from it (so they
-are neither listed nor callable) and makes its progress notifications carry the zoo's own step
-descriptions. Images come back as MCP image content (gradio does that for image files); audio
-files come back as audio content as well as their URL.
+server object while it launches; `configure_server` (run by `mcp_lifespan` before the first request)
+drops the other endpoints from it (so they are neither listed nor callable), makes its progress
+notifications carry the zoo's own step descriptions, and returns every output of a call (gradio's
+fast path folds several into one text). Images come back as MCP image content (gradio does that for
+image files, and `tidy` splits galleries into them); audio files come back as audio content as well
+as their URL; labels, tables and details as JSON text.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import base64
 import logging
 import mimetypes
 import re
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from zoo import plugin as P
 from zoo.errors import InvalidInput
@@ -201,3 +203,24 @@ def with_audio_content(server: Any, data: Any, content: list[Any]) -> list[Any]:
             continue
         content.append(server.types.AudioContent(type="audio", data=encoded, mimeType=mime))
     return content
+
+
+def mcp_lifespan(endpoints: set[str], users: Sequence[tuple[str, str]],
+                 inner: Callable[[Any], Any] | None, announce: bool = True) -> Callable[[Any], Any]:
+    """A FastAPI lifespan that configures gradio's MCP server (built during launch) before the first
+    request (printing the tools served when `announce`), then runs `inner` (the output sweep)."""
+    import contextlib
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> Any:
+        server = app.get_blocks().mcp_server_obj
+        if server is not None:
+            tools = configure_server(server, endpoints, users)
+            if announce:
+                print(f"* MCP tools ({len(tools)}): {', '.join(tools)}", flush=True)
+        async with contextlib.AsyncExitStack() as stack:
+            if inner is not None:
+                await stack.enter_async_context(inner(app))
+            yield
+
+    return lifespan

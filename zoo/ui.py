@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any, Callable, Collection, Iterator, Mapping, Sequence
 
 from zoo import plugin as P
-from zoo.errors import Cancelled, ZooError, redact_paths
 from zoo.auth import auth_middleware
-from zoo.mcp import configure_server, tool_doc, tool_endpoints
+from zoo.errors import Cancelled, ZooError, redact_paths
+from zoo.mcp import mcp_lifespan, tool_doc, tool_endpoints
 from zoo.models.devices import describe_device
 from zoo.models.refs import parse_ref
 from zoo.models.sources import PACKAGED
@@ -733,27 +733,6 @@ def launch(demo: Any, zoo: Zoo, **kwargs: Any) -> Any:
     return demo.launch(server_name=zoo.settings.server_name, server_port=zoo.settings.server_port,
                        max_file_size=zoo.settings.max_file_size, css=CSS, show_error=True,
                        state_session_capacity=zoo.settings.max_sessions, app_kwargs=app_kwargs, **kwargs)
-
-
-def mcp_lifespan(endpoints: set[str], users: Sequence[tuple[str, str]],
-                 inner: Callable[[Any], Any] | None, announce: bool = True) -> Callable[[Any], Any]:
-    """A FastAPI lifespan that configures gradio's MCP server (built during launch) before the first
-    request (printing the tools under gradio's MCP banner when `announce`), then runs `inner` (the output sweep)."""
-    import contextlib
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Any) -> Any:
-        server = app.get_blocks().mcp_server_obj
-        if server is not None:
-            tools = configure_server(server, endpoints, users)
-            if announce:
-                print(f"* MCP tools ({len(tools)}): {', '.join(tools)}", flush=True)
-        async with contextlib.AsyncExitStack() as stack:
-            if inner is not None:
-                await stack.enter_async_context(inner(app))
-            yield
-
-    return lifespan
 
 
 def _output_sweeper(ttl: float) -> Callable[[Any], Any]:
