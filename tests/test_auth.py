@@ -204,3 +204,27 @@ def test_the_login_form_opens_the_app_in_a_browser(signed_in_app: AppServer) -> 
             assert [e for e in errors.entries if "status of 400" not in e] == [], errors.entries
         finally:
             browser.close()
+
+
+def test_the_middleware_refuses_before_routing_and_takes_the_api_key_under_v1() -> None:
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    def ok(request):  # noqa: ANN001, ANN202
+        return PlainTextResponse("routed")
+
+    app = Starlette(routes=[Route("/v1/models", ok), Route("/gradio_api/mcp/", ok), Route("/open", ok)],
+                    middleware=[Middleware(AuthMiddleware, users=USERS, api_key="sk-zoo-key")])
+    client = TestClient(app)
+    assert client.get("/open").text == "routed"  # gradio's own routes: gradio's login decides
+    assert client.get("/v1/models").status_code == 401 and client.get("/gradio_api/mcp/").status_code == 401
+    assert client.get("/v1/models", headers={"Authorization": "Bearer sk-zoo-key"}).text == "routed"
+    assert client.get("/v1/models", headers={"Authorization": "Bearer sk-zoo-kex"}).status_code == 401
+    # The key opens /v1 only; MCP takes the users' credentials.
+    assert client.get("/gradio_api/mcp/", headers={"Authorization": "Bearer sk-zoo-key"}).status_code == 401
+    assert client.get("/gradio_api/mcp/", auth=USERS[1]).text == "routed"
+    assert client.get("/v1/models", auth=USERS[0]).text == "routed"
+    assert client.get("/v1/models", auth=(USERS[0][0], USERS[1][1])).status_code == 401

@@ -9,7 +9,10 @@ that MCP and OpenAI clients can send. `AuthMiddleware` closes both gaps, before 
   everywhere: the middleware hands gradio a session of that user (the cookie gradio's login would
   set), so `curl -u`, an MCP client or gradio's own MCP loopback reach the page and the queue too;
 - a request to a `PROTECTED` prefix without valid Basic credentials or a gradio session cookie gets
-  401 with `WWW-Authenticate: Basic` (in OpenAI's error format under `/v1`).
+  401 with `WWW-Authenticate: Basic` (in OpenAI's error format under `/v1`); under `/v1` the API key
+  (ZOO_API_KEY, `Authorization: Bearer <key>`), when one is set, is a credential too;
+- the page a visitor gets before signing in (gradio's login form) goes out without the list of
+  endpoints gradio embeds in it.
 
 Credentials are compared in constant time (hmac.compare_digest, over every user); nothing here logs
 a header, a password or a session token.
@@ -75,9 +78,10 @@ def _cookies(headers: Sequence[tuple[bytes, bytes]]) -> dict[str, str]:
 class AuthMiddleware:
     """ASGI middleware on gradio's app (see the module docstring)."""
 
-    def __init__(self, app: Callable[..., Any], users: Sequence[tuple[str, str]]):
+    def __init__(self, app: Callable[..., Any], users: Sequence[tuple[str, str]], api_key: str | None = None):
         self.app = app
         self.users = tuple(users)
+        self.api_key = api_key or None  # ZOO_API_KEY: under /v1, `Authorization: Bearer <key>` signs in too
         self._tokens: dict[str, str] = {}  # user -> the gradio session token this middleware gave them
 
     def __repr__(self) -> str:  # never the passwords
@@ -99,7 +103,8 @@ class AuthMiddleware:
         root = scope.get("root_path") or ""
         if root and path.startswith(root):
             path = path[len(root):] or "/"
-        signed_in = user is not None or self._has_session(headers, gradio_app)
+        signed_in = (user is not None or self._has_session(headers, gradio_app)
+                     or (self.api_key is not None and _is_v1(path) and _bearer_is(headers, self.api_key)))
         if not signed_in and _is_protected(path):
             log.info("Refused a request to %s without valid credentials", path)
             await _refuse(path, scope, send)
@@ -170,6 +175,19 @@ def _without_api_info(send: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped
 
 
+def _is_v1(path: str) -> bool:
+    return path == "/v1" or path.startswith("/v1/")
+
+
+def _bearer_is(headers: Sequence[tuple[bytes, bytes]], key: str) -> bool:
+    """True when the request's `Authorization: Bearer ...` is `key` (constant time)."""
+    for name, value in headers:
+        if name.lower() == b"authorization":
+            scheme, _, token = value.decode("latin-1").strip().partition(" ")
+            return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), key.encode())
+    return False
+
+
 def _is_protected(path: str) -> bool:
     return any(path == p or path.startswith(p + "/") or path.startswith(p + "?") for p in PROTECTED)
 
@@ -177,7 +195,7 @@ def _is_protected(path: str) -> bool:
 async def _refuse(path: str, scope: dict[str, Any], send: Callable[..., Any]) -> None:
     message = ("This server requires sign-in (ZOO_AUTH): send HTTP Basic credentials "
                "(Authorization: Basic base64(user:password)), or sign in on the page first.")
-    if path == "/v1" or path.startswith("/v1/"):  # OpenAI's error format, as the /v1 routes answer
+    if _is_v1(path):  # OpenAI's error format, as the /v1 routes answer
         body = {"error": {"message": message, "type": "authentication_error", "param": None,
                           "code": "invalid_credentials"}}
     else:
@@ -192,11 +210,12 @@ async def _refuse(path: str, scope: dict[str, Any], send: Callable[..., Any]) ->
     await send({"type": "http.response.body", "body": payload})
 
 
-def auth_middleware(users: Sequence[tuple[str, str]]) -> Any:
-    """The Starlette `Middleware` entry for FastAPI(middleware=[...]) (gradio's app_kwargs)."""
+def auth_middleware(users: Sequence[tuple[str, str]], api_key: str | None = None) -> Any:
+    """The Starlette `Middleware` entry for FastAPI(middleware=[...]) (gradio's app_kwargs). With `api_key`
+    (ZOO_API_KEY), OpenAI clients reach /v1 with their usual `Authorization: Bearer <key>` alone."""
     from starlette.middleware import Middleware
 
-    return Middleware(AuthMiddleware, users=tuple(users))
+    return Middleware(AuthMiddleware, users=tuple(users), api_key=api_key)
 
 
 def loopback_client_factory(server: Any, users: Sequence[tuple[str, str]]) -> Callable[[], Any]:
