@@ -62,6 +62,7 @@ class FineTune(Plugin):
                    "entities, or Chat and Text generation), over the API and in `zoo list`. Data: "
                    + "; ".join(f"**{j.name}**: {j.data_help}" for j in JOBS.values()) + ".")
     order = 95
+    mcp = False  # not an MCP tool: a training job takes the whole CPU for minutes and writes to the cache
     models = None  # runs in the server: the job loads its own base model
     inputs = (
         Choice("job", "text-classification", choices=tuple(JOBS), label="Job"),

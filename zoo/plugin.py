@@ -610,6 +610,7 @@ class Plugin:
     # OpenAI-compatible routes this tab answers under /v1 (zoo/openai_api.py ROUTES: "chat/completions",
     # "embeddings", ...); the route then speaks the fields that route's handler documents.
     openai: ClassVar[tuple[str, ...]] = ()
+    mcp: ClassVar[bool] = True  # False: the endpoint is not an MCP tool (it stays in the HTTP API)
 
     @classmethod
     def endpoint(cls) -> str:

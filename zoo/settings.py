@@ -113,6 +113,9 @@ class Settings:
     isolation: str = "process"
     worker_memory_limit: int = 0
     api_key: str | None = field(default=None, repr=False)  # ZOO_API_KEY; never printed or logged
+    mcp: bool = True
+    mcp_tools: tuple[str, ...] = ()  # endpoint names; empty = every plugin's (but those with `mcp = False`)
+    auth: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # ZOO_AUTH (user, password); never printed
 
     def replace(self, **changes: Any) -> "Settings":
         """A copy with some fields changed."""
@@ -281,6 +284,38 @@ def _secret(_name: str, raw: str) -> str | None:
     return raw.strip() or None
 
 
+def _auth(name: str, raw: str) -> tuple[tuple[str, str], ...]:
+    """`user:password[,user2:pw2]`, or `@/path/file` with one user:password a line (# comments, blank lines
+    skipped). Messages name the user or the line, never a password."""
+    value = raw.strip()
+    if not value:
+        return ()
+    if value.startswith("@"):
+        path = Path(value[1:]).expanduser()
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise InvalidInput(name, value, f"names a file that cannot be read ({type(exc).__name__})",
+                               "give @/path/to/file with one user:password a line, readable by the server") from None
+        entries = [(f"line {i} of {path.name}", line.strip()) for i, line in enumerate(lines, 1)
+                   if line.strip() and not line.strip().startswith("#")]
+        if not entries:
+            raise InvalidInput(name, value, "names a file with no user:password line", "add one user:password a line")
+    else:
+        entries = [(f"entry {i}", part.strip()) for i, part in enumerate(value.split(","), 1) if part.strip()]
+    users: dict[str, str] = {}
+    for where, entry in entries:
+        user, sep, password = entry.partition(":")
+        user = user.strip()
+        if not sep or not user or not password:
+            raise InvalidInput(name, f"<{where}>", "must be user:password (a user name, a colon, a non-empty password)",
+                               "write user:password, several separated by commas, or @/path/file with one a line")
+        if user in users:
+            raise InvalidInput(name, f"<{where}: user {user}>", "names this user twice", "keep one password per user")
+        users[user] = password
+    return tuple(users.items())
+
+
 def _list(_name: str, raw: str) -> tuple[str, ...]:
     return parse_list(raw)
 
@@ -330,6 +365,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("isolation", "ZOO_ISOLATION", "process (default): each loaded model and the plugins using it run in a supervised worker process, so a crash ends only that request; inline: in the server's process (debugging; ZeroGPU is always inline).", _isolation, "--isolation"),
     Setting("worker_memory_limit", "ZOO_WORKER_MEMORY_LIMIT", "Address-space limit per worker process (e.g. 16GB; 0 = none): a model going past it fails alone, with a clear error.", parse_size),
     Setting("api_key", "ZOO_API_KEY", "When set, every OpenAI-compatible /v1 route (and every serve-endpoint route but /health) requires `Authorization: Bearer <key>`; compared in constant time, never logged. Default: unset (open).", _secret),
+    Setting("mcp", "ZOO_MCP", "Serve every tab as an MCP tool at /gradio_api/mcp/ (Streamable HTTP). Default on; 0 = off.", parse_bool),
+    Setting("mcp_tools", "ZOO_MCP_TOOLS", "The MCP tools to serve, by endpoint name (comma-separated, e.g. text_generation,text_to_image); empty = every tab's but those whose plugin says `mcp = False`.", _list),
+    Setting("auth", "ZOO_AUTH", "Sign-in: user:password[,user2:pw2], or @/path/file with one user:password a line. The page, the gradio API, MCP and /v1 then refuse requests without them (a login form, or HTTP Basic). Default: open.", _auth),
 )
 
 

@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any, Callable, Collection, Iterator, Mapping, Sequence
 
 from zoo import plugin as P
+from zoo.auth import auth_middleware
 from zoo.errors import Cancelled, ZooError, redact_paths
+from zoo.mcp import mcp_lifespan, tool_doc, tool_endpoints
 from zoo.models.devices import describe_device
 from zoo.models.refs import parse_ref
 from zoo.models.sources import PACKAGED
@@ -543,6 +545,7 @@ class TabBuilder:
 
         guarded.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
         guarded.__name__ = getattr(fn, "__name__", "guarded")
+        guarded.__doc__ = fn.__doc__  # the MCP tool's description and parameter docs (zoo.mcp.tool_doc)
         return guarded
 
     def handler(self, names: Sequence[str]) -> Callable[..., Iterator[tuple]]:
@@ -583,7 +586,9 @@ class TabBuilder:
             params.append(inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, **default))
         params.append(inspect.Parameter("progress", inspect.Parameter.KEYWORD_ONLY, default=gr.Progress()))
         run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-        run.__name__ = plugin.endpoint()
+        run.__name__ = plugin.endpoint()  # the MCP tool's name; its docstring describes the tool
+        run.__doc__ = tool_doc(plugin, names, zoo.limits, *(
+            (zoo.default_model(plugin), zoo.model_choices(plugin)) if plugin.models is not None else ()))
         return self.guard(run)
 
     # -------------------------------------------------------------- layout hooks
@@ -785,6 +790,15 @@ def launch(demo: Any, zoo: Zoo, **kwargs: Any) -> Any:
     from zoo.openai_api import mount_openai
 
     mount_openai(app_kwargs, zoo)  # the OpenAI-compatible API at /v1, ahead of gradio's routes
+    # MCP (ZOO_MCP, ZOO_MCP_TOOLS) and sign-in (ZOO_AUTH): see zoo/mcp.py and zoo/auth.py.
+    kwargs.setdefault("mcp_server", zoo.settings.mcp)
+    if kwargs["mcp_server"]:
+        app_kwargs["lifespan"] = mcp_lifespan(tool_endpoints(zoo), zoo.settings.auth, app_kwargs.get("lifespan"),
+                                              announce=not kwargs.get("quiet"))
+    if zoo.settings.auth:
+        kwargs.setdefault("auth", list(zoo.settings.auth))
+        app_kwargs["middleware"] = [*app_kwargs.get("middleware", ()),
+                                    auth_middleware(zoo.settings.auth, api_key=zoo.settings.api_key)]
     # Gradio keeps each session's copy of the page's config (about 0.5 MB with every tab) until
     # `state_session_capacity` newer sessions push it out, and every REST call is a new session:
     # at gradio's default of 10000 that is gigabytes. ZOO_MAX_SESSIONS caps it.
