@@ -8,6 +8,7 @@ shown to be refused before routing, and let through (to whatever answers) with c
 from __future__ import annotations
 
 import base64
+import io
 from pathlib import Path
 
 import httpx
@@ -150,8 +151,21 @@ def test_with_credentials_the_page_api_and_mcp_work(signed_in_app: AppServer) ->
     # The image's URL needs the credentials too (gradio's file route, behind its login).
     link = next(t for t in texts(painted) if t.startswith("Image URL: ")).removeprefix("Image URL: ")
     assert httpx.get(link).status_code == 401 and httpx.get(link, auth=ANN).status_code == 200
-    # /v1 passes the sign-in with credentials: whatever answers there, it is not the middleware's 401.
-    assert httpx.get(url + "v1/models", auth=ANN).status_code != 401
+    # /v1 with the same credentials: the official openai client lists the models and paints a picture.
+    import openai
+
+    basic = "Basic " + base64.b64encode(f"{USERS[0][0]}:{USERS[0][1]}".encode()).decode()
+    api = openai.OpenAI(base_url=f"{url}v1", api_key="unused", max_retries=0, timeout=300,
+                        default_headers={"Authorization": basic})
+    listed = {m.id: m for m in api.models.list().data}
+    assert "tiny:text-to-image" in listed, sorted(listed)
+    made = api.images.generate(prompt="a fox", size="96x64", response_format="b64_json")
+    from PIL import Image
+
+    assert Image.open(io.BytesIO(base64.b64decode(made.data[0].b64_json))).size == (96, 64)
+    with pytest.raises(openai.AuthenticationError):  # a wrong password still refuses, in OpenAI's format
+        openai.OpenAI(base_url=f"{url}v1", api_key="unused", max_retries=0, default_headers={
+            "Authorization": "Basic " + base64.b64encode(b"ann:wrong").decode()}).models.list()
 
 
 @pytest.mark.app
