@@ -33,8 +33,10 @@ def username(profile: Any) -> str | None:
 
 
 def on_space(env: Mapping[str, str] | None = None) -> bool:
-    """True on a Hugging Face Space (SPACE_ID is set there), where Hugging Face sign-in exists."""
-    return bool((os.environ if env is None else env).get("SPACE_ID"))
+    """True on a Hugging Face Space, where Hugging Face sign-in exists: SPACE_ID and SYSTEM=spaces are set
+    there (gradio's own test; elsewhere its LoginButton fakes a login with the machine's HF token)."""
+    env = os.environ if env is None else env
+    return bool(env.get("SPACE_ID")) and env.get("SYSTEM") == "spaces"
 
 
 def sign_in_shown(settings: Any, env: Mapping[str, str] | None = None) -> bool:
