@@ -308,7 +308,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("offline", "ZOO_OFFLINE", "1 = never contact the Hub (also read from HF_HUB_OFFLINE); unset = detect.", parse_bool, "--offline"),
     Setting("tiny", "ZOO_TINY", "1 = every tab runs its tiny random-weight model (tests, demos of the UI).", parse_bool, "--tiny"),
     Setting("allow_custom_models", "ZOO_ALLOW_CUSTOM_MODELS", "Let users type any model id. Default on, off on a Space (SPACE_ID set).", parse_bool),
-    Setting("allow_training", "ZOO_ALLOW_TRAINING", "Let users fine-tune models (the Fine-tune tab, `zoo train`); training writes to the cache and uses the whole CPU. Default on, off on a Space (SPACE_ID set).", parse_bool),
+    Setting("allow_training", "ZOO_ALLOW_TRAINING", "Let users fine-tune models (the Fine-tune tab, `zoo train`); training writes to the cache and uses the whole CPU. Default on, off on a Space (SPACE_ID set) unless ZOO_OPERATORS is set.", parse_bool),
     Setting("allow_model_admin", "ZOO_ALLOW_MODEL_ADMIN", "Let users unload, delete and download models in the Models tab. Default on, off on a Space (SPACE_ID set) unless ZOO_OPERATORS is set.", parse_bool),
     Setting("operators", "ZOO_OPERATORS", "Hugging Face user names (comma-separated) who may use the operator tabs (Fine-tune, Models) after signing in with Hugging Face (Spaces OAuth); when set, everyone else is refused there.", _operators),
     Setting("custom_model_allowlist", "ZOO_CUSTOM_MODEL_ALLOWLIST", "Glob patterns (comma-separated) custom ids must match, e.g. `HuggingFaceTB/*`.", _list),
