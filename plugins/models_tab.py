@@ -8,9 +8,10 @@ tab's endpoint `/models`, behind the same check.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
-from zoo.errors import ModelNotAllowed, ZooError
+from zoo.errors import ModelNotAllowed
 from zoo.plugin import Plugin, RunContext, Table
 
 LOADED_HEADERS = ("model", "tabs", "kind", "family", "device", "where", "memory", "idle", "state")
@@ -114,6 +115,35 @@ def download(zoo: Any, repo_id: str, profile: Any = None, report: Any = None) ->
     return f"Downloaded `{repo_id.strip()}` into the Hugging Face cache: {files} files ({got}){hint}."
 
 
+def download_relaying_progress(zoo: Any, repo_id: str, profile: Any, progress: Any,
+                               every: float = 0.25) -> str:
+    """`download` in a thread of its own, its latest progress relayed to `progress(fraction, desc=...)` from
+    this thread: huggingface_hub reports from its download threads, where gradio's gr.Progress (which
+    finds its event through context variables) cannot reach the page."""
+    latest: dict[str, Any] = {}
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["message"] = download(zoo, repo_id, profile=profile,
+                                          report=lambda fraction, text: latest.update(last=(fraction, text)))
+        except BaseException as exc:  # raised again in the request's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=work, name="zoo-download", daemon=True)
+    thread.start()
+    while True:
+        thread.join(every)
+        last = latest.pop("last", None)
+        if last is not None:
+            progress(last[0] if last[0] is not None else 0, desc=last[1])
+        if not thread.is_alive():
+            break
+    if "error" in outcome:
+        raise outcome["error"]
+    return str(outcome["message"])
+
+
 class Models(Plugin):
     """The operator's view of models: loaded, on disk, and downloads."""
 
@@ -190,13 +220,13 @@ class Models(Plugin):
             try:
                 message = do(zoo, *args, profile=oauth_profile)
                 return (message, *tables(oauth_profile))
-            except ZooError as exc:
+            except Exception as exc:  # a ZooError reads as itself; anything else is logged and named
                 raise user_error(exc, self.task) from None
 
         def refresh(oauth_profile: Any = None) -> tuple[Any, ...]:
             try:
                 return tables(oauth_profile)
-            except ZooError as exc:
+            except Exception as exc:
                 raise user_error(exc, self.task) from None
 
         def listing(oauth_profile: Any = None) -> tuple[list[list[Any]], list[list[Any]]]:
@@ -211,11 +241,10 @@ class Models(Plugin):
             return act(delete, model_id, oauth_profile=oauth_profile)
 
         def do_download(repo_id: str, progress: Any = gr.Progress(), oauth_profile: Any = None) -> tuple[Any, ...]:
-            report = lambda fraction, text: progress(fraction if fraction is not None else 0, desc=text)  # noqa: E731
             try:
-                message = download(zoo, repo_id, profile=oauth_profile, report=report)
+                message = download_relaying_progress(zoo, repo_id, oauth_profile, progress)
                 return (message, *tables(oauth_profile))
-            except ZooError as exc:
+            except Exception as exc:
                 raise user_error(exc, self.task) from None
 
         everything = [loaded, pick, on_disk, disk_pick]

@@ -290,6 +290,43 @@ def test_download_reports_progress_and_skips_pickles_unless_allowed(settings: Se
     assert "*.bin" in calls[1]["allow_patterns"] and calls[1]["tqdm_class"] is None
 
 
+def test_the_tab_relays_download_progress_reported_from_other_threads(settings: Settings, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """huggingface_hub updates its bars in download threads; gr.Progress only works in the request's thread."""
+    import threading
+
+    import huggingface_hub
+
+    def fake_snapshot_download(repo_id: str, **kwargs: Any) -> str:
+        bar = kwargs["tqdm_class"](total=2000, unit="B")
+
+        def fetch() -> None:
+            for _ in range(2):
+                time.sleep(0.15)
+                bar.update(1000)
+
+        worker = threading.Thread(target=fetch)
+        worker.start()
+        worker.join()
+        (tmp_path / "model.safetensors").write_bytes(b"s")
+        return str(tmp_path)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    shown: list[tuple[float, str, bool]] = []
+    me = threading.current_thread()
+
+    def progress(fraction: float, desc: str = "") -> None:
+        shown.append((fraction, desc, threading.current_thread() is me))
+
+    message = tab.download_relaying_progress(Zoo(settings.replace(offline=False)), "owner/model", None, progress,
+                                             every=0.05)
+    assert message.startswith("Downloaded `owner/model`")
+    assert shown and all(here for _, _, here in shown)  # every update from the request's own thread
+    assert shown[-1][:2] == (1.0, "Downloading owner/model: 2.0 KB of 2.0 KB")
+    with pytest.raises(ModelNotAllowed, match="the zoo is offline"):  # errors come back to the request
+        tab.download_relaying_progress(Zoo(settings), "owner/model", None, progress)
+
+
 # --------------------------------------------------------------------------- who may
 
 

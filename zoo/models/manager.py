@@ -330,9 +330,10 @@ class ModelManager:
         ends its process, so the memory goes back to the OS.
         """
         wanted = (key_or_ref or "").strip()
+        with self._resolve_lock:
+            asked = {k: set(refs) for k, (refs, _tasks) in self._users.items()}
         matches = [e.key for e in self.cache.loaded_entries() if wanted and (
-            key_id(e.key) == wanted or wanted in self._users.get(e.key, ((), ()))[0]
-            or getattr(e.value, "ref", None) == wanted)]
+            key_id(e.key) == wanted or wanted in asked.get(e.key, ()) or getattr(e.value, "ref", None) == wanted)]
         unloaded = False
         for key in matches:
             try:
