@@ -452,6 +452,20 @@ def test_the_space_front_matter_turns_on_oauth_when_operators_are_set() -> None:
     assert front_matter(plugins, "cpu-basic", "Zoo", operators=("alice",))["hf_oauth"] is True
 
 
+def test_a_space_built_with_operators_signs_them_in(tmp_path: Path) -> None:
+    from zoo.space import build, read_front_matter
+
+    built = build(tmp_path / "space", ["models", "fine-tune"], operators=("alice", "bob"))
+    assert read_front_matter(built.folder)["hf_oauth"] is True
+    app = (built.folder / "app.py").read_text()
+    assert 'OPERATORS = "alice,bob"' in app and 'os.environ.setdefault("ZOO_OPERATORS", OPERATORS)' in app
+    pins = (built.folder / "requirements.txt").read_text().splitlines()
+    assert "authlib==1.9.6" in pins and "itsdangerous==2.2.0" in pins  # gradio's OAuth needs them on the Space
+    plain = build(tmp_path / "plain", ["models"])
+    assert "hf_oauth" not in read_front_matter(plain.folder)
+    assert 'OPERATORS = ""' in (plain.folder / "app.py").read_text()
+
+
 # --------------------------------------------------------------------------- the tab's own functions
 
 
