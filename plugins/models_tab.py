@@ -53,10 +53,11 @@ def loaded_rows(zoo: Any) -> list[list[Any]]:
     """The Loaded now table."""
     rows = []
     for info in zoo.models.loaded():
-        names = ", ".join(info.refs) + (" (tiny, random weights)" if info.is_tiny else "")
+        names = ", ".join(info.refs) + (" (tiny)" if info.is_tiny else "")
         state = f"in use ({info.in_use})" if info.in_use else "idle"
+        memory = f"{_size(info.memory)} " + ("RSS" if info.memory_source == "worker RSS" else "weights")
         rows.append([names, ", ".join(info.tasks) or "-", info.kind, info.family, info.device, info.where,
-                     f"{_size(info.memory)} ({info.memory_source})", _idle(info.idle_seconds, info.in_use), state])
+                     memory, _idle(info.idle_seconds, info.in_use), state])
     return rows
 
 
@@ -185,7 +186,9 @@ class Models(Plugin):
         if not settings.allow_model_admin:
             gr.Markdown(f"<div class='zoo-quarantine'>{admin_refusal(settings, None, 'manage models')}</div>")
         gr.Markdown("#### Loaded now")
+        # Fixed shares: every column fits the tab's width (memory and idle stay in view), long names wrap.
         loaded = gr.Dataframe(headers=list(LOADED_HEADERS), value=[], interactive=False, wrap=True,
+                              column_widths=["20%", "14%", "12%", "10%", "6%", "12%", "10%", "8%", "8%"],
                               label="Loaded now (press Refresh)", elem_id="models-loaded")
         with gr.Row(equal_height=True):
             pick = gr.Dropdown(choices=[], value=None, label="Loaded model", scale=4, elem_id="models-loaded-pick")
@@ -193,6 +196,7 @@ class Models(Plugin):
             refresh_btn = gr.Button("Refresh", variant="secondary", scale=1, elem_id="models-refresh")
         gr.Markdown("#### On disk")
         on_disk = gr.Dataframe(headers=list(DISK_HEADERS), value=[], interactive=False, wrap=True,
+                               column_widths=["30%", "16%", "10%", "6%", "38%"],
                                label="On disk (press Refresh)", elem_id="models-disk")
         with gr.Row(equal_height=True):
             disk_pick = gr.Dropdown(choices=[], value=None, label="Model on disk", scale=4,

@@ -125,7 +125,8 @@ def test_tabs_sharing_a_model_are_all_listed(tiny_inline_zoo: Zoo) -> None:
     [info] = zoo.models.loaded()
     assert info.ref == "tiny:causal-lm" and info.tasks == ("conversational", "text-generation")
     rows = tab.loaded_rows(zoo)
-    assert rows[0][:2] == ["tiny:causal-lm (tiny, random weights)", "conversational, text-generation"]
+    assert rows[0][:2] == ["tiny:causal-lm (tiny)", "conversational, text-generation"]
+    assert rows[0][6].endswith(" weights") and rows[0][8] == "idle"
 
 
 # --------------------------------------------------------------------------- on disk
@@ -482,8 +483,8 @@ def test_the_tab_lists_a_request_then_unload_frees_it(settings: Settings) -> Non
     zoo.run(TC, text="A fine day.")
     loaded, pick, _, _ = fns["refresh"](None)
     [row] = loaded
-    assert row[0] == f"{TC_TINY} (tiny, random weights)" and row[1] == TC and row[5].startswith("worker process ")
-    assert row[6].endswith("(worker RSS)") and row[8] == "idle"
+    assert row[0] == f"{TC_TINY} (tiny)" and row[1] == TC and row[5].startswith("worker process ")
+    assert row[6].endswith(" MB RSS") and row[8] == "idle"
     [(label, model_id)] = pick.constructor_args["choices"]
     pid = int(row[5].split()[-1])
     assert label == f"{TC_TINY} · text-classification · worker process {pid}"
