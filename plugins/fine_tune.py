@@ -159,6 +159,13 @@ class FineTune(Plugin):
                   + (f"Continue it with resume={card['name']} and a new name." if result.get("stopped") else ""))
         yield {"status": status, "curves": list(rows), "card": card}
 
+    def build_ui(self, ui: Any) -> bool:
+        """The generated tab; with ZOO_OPERATORS, operators only (Sign in with Hugging Face, zoo/operators.py)."""
+        from zoo.operators import gate_tab
+
+        gate_tab(ui, "train models")
+        return False
+
     @staticmethod
     def _take(event: dict[str, Any], rows: list[dict[str, Any]], last: dict[str, Any]) -> str | None:
         """Fold one report from the job into the plot rows; the status line it gives, if any."""

@@ -169,7 +169,8 @@ def check_furniture(z: ZooPage, panel: Any, plugin: P.Plugin) -> None:
         hub = parse_ref(model).hub_url
         if hub:
             assert panel.locator(f"a[href='{hub}']").count(), f"{task}: no link to {hub}"
-    assert z.example_rows(panel).count() >= 1, f"{task}: no examples"
+    if plugin.inputs:  # a tab without inputs (Models) has nothing to fill in
+        assert z.example_rows(panel).count() >= 1, f"{task}: no examples"
     if plugin.options:
         panel.locator("button.label-wrap", has_text="Advanced options").first.wait_for(state="visible")
         assert not z.field(task, plugin.options[0].name).is_visible(), f"{task}: options are not folded away"
@@ -523,6 +524,57 @@ def check_video_classification(z: ZooPage, panel: Any, plugin: P.Plugin, tmp_pat
         assert all(t in captions for t in ("0.50 s", "1.50 s", "2.50 s", "3.50 s")), captions
 
 
+def check_models(z: ZooPage, panel: Any, plugin: P.Plugin, tmp_path: Path) -> None:
+    """Refresh fills the On disk table: the packaged models with their size and the pip command."""
+    panel.locator("#models-refresh").click()
+    disk = panel.locator("#models-disk")
+    deadline = time.monotonic() + 30
+    while "packaged (pip)" not in disk.inner_text():
+        assert time.monotonic() < deadline, f"the On disk table stayed empty: {disk.inner_text()[:300]!r}"
+        time.sleep(0.2)
+    assert "pip uninstall" in disk.inner_text() and re.search(r"\d+(\.\d)? [KMG]?B", disk.inner_text())
+
+
+def test_models_tab_lists_a_model_after_a_request_and_frees_it_on_unload(zoo_page: ZooPage, app: AppServer) -> None:
+    """Models tab lists a model after a request and frees it on Unload (its RSS drops)."""
+    from gradio_client import Client
+
+    from zoo.workers import process_rss
+
+    Client(app.url, verbose=False).predict(text="What a lovely day.", api_name="/text_classification")
+    panel = zoo_page.open_tab("Models", "tab-models")
+    panel.locator("#models-refresh").click()
+    table = panel.locator("#models-loaded")
+    deadline = time.monotonic() + 30
+    while "worker process" not in table.inner_text():  # the table lists it
+        assert time.monotonic() < deadline, f"the Loaded now table stayed empty: {table.inner_text()[:300]!r}"
+        time.sleep(0.2)
+    picker = panel.locator("#models-loaded-pick input").first
+    picker.click()  # the picker offers each loaded model as "ref · kind · where"
+    options = zoo_page.page.get_by_role("option")
+    options.first.wait_for(state="visible")
+    labels = [t.strip() for t in options.all_inner_texts()]
+    ours = [m for m in (re.search(r"· text-classification · worker process (\d+)$", t) for t in labels) if m]
+    assert ours, labels
+    pid = int(ours[0].group(1))
+    assert f"worker process {pid}" in table.inner_text()
+    before = process_rss(pid)
+    assert before and before > 50 * 2**20, before  # a worker with torch and a model
+    options.filter(has_text=re.compile(f"worker process {pid}$")).first.click()
+    panel.locator("#models-unload").click()
+    status = panel.locator("#models-status")
+    deadline = time.monotonic() + 30
+    while "Unloaded" not in status.inner_text():
+        assert time.monotonic() < deadline and not zoo_page.error_toasts(), zoo_page.error_toasts()
+        time.sleep(0.1)
+    assert f"worker process {pid} ended" in status.inner_text()
+    while process_rss(pid) is not None:  # the process is gone (or a zombie without memory) within seconds
+        assert time.monotonic() < deadline, f"worker {pid} still holds {process_rss(pid)} bytes"
+        time.sleep(0.1)
+    print(f"\nmodels: worker {pid} held {before / 2**20:.0f} MB before Unload, 0 after")
+    assert f"worker process {pid}" not in table.inner_text()  # the table refreshed after Unload
+
+
 CHECKS: dict[str, Callable[[ZooPage, Any, P.Plugin, Path], None]] = {
     "text-generation": check_text_generation,
     "conversational": check_chat,
@@ -539,6 +591,7 @@ CHECKS: dict[str, Callable[[ZooPage, Any, P.Plugin, Path], None]] = {
     "image-segmentation": check_image_segmentation,
     "depth-estimation": check_depth_estimation,
     "video-classification": check_video_classification,
+    "models": check_models,
 }
 
 

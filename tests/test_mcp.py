@@ -109,10 +109,13 @@ def test_settings_read_zoo_mcp_and_zoo_mcp_tools() -> None:
 @pytest.mark.app
 def test_tools_are_the_tabs_endpoints_with_their_docs(app_server: AppServer) -> None:
     tools = list_tools(app_server.url)
-    endpoints = {p.endpoint() for p in Registry.builtin().plugins()}
-    assert set(tools) == endpoints - {"fine_tune"}  # every main endpoint, the opted-out one left out
+    plugins = Registry.builtin().plugins()
+    endpoints = {p.endpoint() for p in plugins}
+    opted_out = {p.endpoint() for p in plugins if not p.mcp}
+    assert opted_out == {"fine_tune", "models"}  # training and model admin are not tool calls
+    assert set(tools) == endpoints - opted_out  # every main endpoint, the opted-out ones left out
     # No helper event (picker refresh, examples, submit, stop) is a tool: each tool is a tab's endpoint.
-    assert len(tools) == len(endpoints) - 1
+    assert len(tools) == len(endpoints) - len(opted_out)
     gen = tools["text_generation"]
     assert gen.description.startswith("Text generation: ")
     assert "Returns: text: " in gen.description

@@ -63,6 +63,10 @@ class ModelNotAllowed(ZooError):
     """The operator's settings forbid this model (custom ids, pickles, remote code)."""
 
 
+class ModelInUse(ZooError):
+    """An operator asked to unload or delete a model that is serving requests (or loaded) right now."""
+
+
 class HelperFailed(ZooError):
     """A helper program (ffmpeg, espeak-ng) is missing or was killed: a server fault, not bad input."""
 

@@ -332,7 +332,8 @@ class Zoo:
         pin = ExitStack()
         closed = False
         try:
-            loaded = pin.enter_context(self.models.use(ref, kind, progress=ctx.on_progress, worker=worker))
+            loaded = pin.enter_context(self.models.use(ref, kind, progress=ctx.on_progress, worker=worker,
+                                                          task=plugin.task))
             ctx.model_ref = ref
             ctx.model_revision = loaded.resolved.ref.revision
             ctx.is_tiny = loaded.is_tiny

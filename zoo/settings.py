@@ -80,6 +80,8 @@ class Settings:
     tiny: bool = False
     allow_custom_models: bool = True
     allow_training: bool = True
+    allow_model_admin: bool = True
+    operators: tuple[str, ...] = ()
     custom_model_allowlist: tuple[str, ...] = ()
     trust_remote_code: bool = False
     allow_pickle: bool = False
@@ -149,9 +151,13 @@ class Settings:
         if "allow_custom_models" not in values and env.get("SPACE_ID"):
             # A public Space must not let visitors load arbitrary repos by default.
             values["allow_custom_models"] = False
-        if "allow_training" not in values and env.get("SPACE_ID"):
-            # Training writes to disk and takes the whole CPU: off on a public Space unless enabled.
+        if "allow_training" not in values and env.get("SPACE_ID") and not values.get("operators"):
+            # Training writes to disk and takes the whole CPU: off on a public Space unless enabled
+            # (or unless ZOO_OPERATORS names who may: then signed-in operators may, see zoo/operators.py).
             values["allow_training"] = False
+        if "allow_model_admin" not in values and env.get("SPACE_ID") and not values.get("operators"):
+            # Unloading, deleting and downloading models is the operator's: off on a public Space, as training.
+            values["allow_model_admin"] = False
         overrides = {
             key[len("ZOO_MODEL_"):].lower().replace("_", "-"): value
             for key, value in env.items()
@@ -320,6 +326,16 @@ def _list(_name: str, raw: str) -> tuple[str, ...]:
     return parse_list(raw)
 
 
+def _operators(name: str, raw: str) -> tuple[str, ...]:
+    """Hugging Face user names (letters, digits, '-', '_', '.'), comma-separated."""
+    names = parse_list(raw)
+    for user in names:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}", user):
+            raise InvalidInput(name, raw, f"names `{user}`, which is not a Hugging Face user name",
+                               "give user names as on huggingface.co/USER, comma-separated, e.g. alice,bob")
+    return names
+
+
 def _path(_name: str, raw: str) -> Path:
     return Path(raw).expanduser()
 
@@ -334,7 +350,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("offline", "ZOO_OFFLINE", "1 = never contact the Hub (also read from HF_HUB_OFFLINE); unset = detect.", parse_bool, "--offline"),
     Setting("tiny", "ZOO_TINY", "1 = every tab runs its tiny random-weight model (tests, demos of the UI).", parse_bool, "--tiny"),
     Setting("allow_custom_models", "ZOO_ALLOW_CUSTOM_MODELS", "Let users type any model id. Default on, off on a Space (SPACE_ID set).", parse_bool),
-    Setting("allow_training", "ZOO_ALLOW_TRAINING", "Let users fine-tune models (the Fine-tune tab, `zoo train`); training writes to the cache and uses the whole CPU. Default on, off on a Space (SPACE_ID set).", parse_bool),
+    Setting("allow_training", "ZOO_ALLOW_TRAINING", "Let users fine-tune models (the Fine-tune tab, `zoo train`); training writes to the cache and uses the whole CPU. Default on, off on a Space (SPACE_ID set) unless ZOO_OPERATORS is set.", parse_bool),
+    Setting("allow_model_admin", "ZOO_ALLOW_MODEL_ADMIN", "Let users unload, delete and download models in the Models tab. Default on, off on a Space (SPACE_ID set) unless ZOO_OPERATORS is set.", parse_bool),
+    Setting("operators", "ZOO_OPERATORS", "Hugging Face user names (comma-separated) who may use the operator tabs (Fine-tune, Models) after signing in with Hugging Face (Spaces OAuth); when set, everyone else is refused there.", _operators),
     Setting("custom_model_allowlist", "ZOO_CUSTOM_MODEL_ALLOWLIST", "Glob patterns (comma-separated) custom ids must match, e.g. `HuggingFaceTB/*`.", _list),
     Setting("trust_remote_code", "ZOO_TRUST_REMOTE_CODE", "Run model repos' own Python code. Default off.", parse_bool),
     Setting("allow_pickle", "ZOO_ALLOW_PICKLE", "Allow pickle (.bin/.pt) weights. Default off: safetensors only.", parse_bool),

@@ -264,8 +264,9 @@ def short_description(plugins: Sequence[Plugin]) -> str:
 
 
 def front_matter(plugins: Sequence[Plugin], hardware: str, title: str,
-                 license: str = DEFAULT_LICENSE) -> dict[str, Any]:
-    """The Spaces configuration (README.md's YAML header) for these plugins."""
+                 license: str = DEFAULT_LICENSE, operators: Sequence[str] = ()) -> dict[str, Any]:
+    """The Spaces configuration (README.md's YAML header) for these plugins; `operators` (ZOO_OPERATORS)
+    turn on the Space's Hugging Face sign-in (`hf_oauth`) for the operator tabs (zoo/operators.py)."""
     models, preload = hub_models(plugins)
     tags = ["model-zoo", "gradio", *dict.fromkeys(p.task for p in plugins)]
     if is_zero_gpu(hardware):
@@ -286,6 +287,7 @@ def front_matter(plugins: Sequence[Plugin], hardware: str, title: str,
         "models": models,
         "preload_from_hub": preload,
         "tags": tags,
+        **({"hf_oauth": True} if operators else {}),
     }
 
 
@@ -496,7 +498,7 @@ def list_files(folder: Path) -> list[tuple[str, int]]:
 
 
 def build(out: Path, plugins: Sequence[str] = (), hardware: str = DEFAULT_HARDWARE, title: str = DEFAULT_TITLE,
-          license: str = DEFAULT_LICENSE, sources: str = "all") -> BuiltSpace:
+          license: str = DEFAULT_LICENSE, sources: str = "all", operators: Sequence[str] = ()) -> BuiltSpace:
     """Write a complete Space folder for these plugins (all when empty; `sources` as ZOO_PLUGIN_SOURCES) to `out`."""
     check_hardware(hardware)
     title = " ".join(title.split())
@@ -505,13 +507,14 @@ def build(out: Path, plugins: Sequence[str] = (), hardware: str = DEFAULT_HARDWA
     selected, left_out, origins = select_plugins(plugins, sources)
     package_dir, plugin_paths, pins = plugin_sources(selected, origins)
     tasks = tuple(p.task for p in selected)
-    matter = front_matter(selected, hardware, title, license)
+    matter = front_matter(selected, hardware, title, license, operators)
 
     out = Path(out)
     _prepare_out(out)
     (out / "README.md").write_text(readme(selected, hardware, title, matter), encoding="utf-8")
     safe_title = title.replace("\\", "/").replace('"', "'")  # it lands in a docstring
-    (out / "app.py").write_text(_render("app.py", title=safe_title, plugins=",".join(tasks), hardware=hardware),
+    (out / "app.py").write_text(_render("app.py", title=safe_title, plugins=",".join(tasks), hardware=hardware,
+                                        operators=",".join(operators)),
                                 encoding="utf-8")
     (out / "requirements.txt").write_text(requirements(hardware, pins), encoding="utf-8")
     (out / "packages.txt").write_text("\n".join(DEBIAN_PACKAGES) + "\n", encoding="utf-8")
@@ -636,7 +639,7 @@ def _tasks(raw: str | None) -> list[str]:
 def cmd_build(settings: Any, args: Any) -> int:
     """`zoo space build`: write the Space folder and say what is in it."""
     built = build(Path(args.out), _tasks(args.space_plugins), args.hardware or DEFAULT_HARDWARE,
-                  args.title or DEFAULT_TITLE, sources=settings.plugin_sources)
+                  args.title or DEFAULT_TITLE, sources=settings.plugin_sources, operators=settings.operators)
     for why in built.left_out:
         print(f"warning: left out broken plugin {why}", file=sys.stderr)
     total = sum(size for _, size in built.files)
@@ -658,7 +661,7 @@ def cmd_push(settings: Any, args: Any) -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="zoo-space-") as tmp:
         built = build(Path(tmp) / "space", _tasks(args.space_plugins), args.hardware or DEFAULT_HARDWARE,
-                      args.title or DEFAULT_TITLE, sources=settings.plugin_sources)
+                      args.title or DEFAULT_TITLE, sources=settings.plugin_sources, operators=settings.operators)
         for why in built.left_out:
             print(f"warning: left out broken plugin {why}", file=sys.stderr)
         push(args.repo_id, built.folder, private=args.private, dry_run=args.dry_run)

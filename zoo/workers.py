@@ -212,6 +212,11 @@ class WorkerHandle:
     def __repr__(self) -> str:
         return f"WorkerHandle({self.ref!r}, pid={self.pid}, alive={self.alive})"
 
+    @property
+    def rss(self) -> int | None:
+        """The worker's resident memory in bytes now (its model and everything it imported); None once it is gone."""
+        return process_rss(self.pid) if self.alive else None
+
     # ------------------------------------------------------------------ pipe
     def _send(self, message: tuple) -> None:
         with self._send_lock:
@@ -346,6 +351,18 @@ def _main_module_hidden() -> Iterator[None]:
     finally:
         if main is not None:
             sys.modules["__main__"] = main
+
+
+def process_rss(pid: int) -> int | None:
+    """Resident memory (VmRSS) of a process in bytes, read from /proc; None when it is gone or not readable."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024  # reported in kB
+    except (OSError, ValueError, IndexError):
+        return None
+    return None  # a zombie has no VmRSS line
 
 
 def _close_all(handles: Any) -> None:

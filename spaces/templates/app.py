@@ -11,6 +11,7 @@ from pathlib import Path
 
 PLUGINS = "${plugins}"  # the tabs this Space was built with; only their plugin files are here
 HARDWARE = "${hardware}"  # the hardware it was built for (the Space's settings decide what it gets)
+OPERATORS = "${operators}"  # ZOO_OPERATORS at build time: who may use the operator tabs after signing in
 
 
 def use_persistent_storage(data: Path = Path("/data"), build_cache: Path | None = None) -> bool:
@@ -35,6 +36,8 @@ def use_persistent_storage(data: Path = Path("/data"), build_cache: Path | None 
 
 use_persistent_storage()
 os.environ.setdefault("ZOO_PLUGINS", PLUGINS)
+if OPERATORS:
+    os.environ.setdefault("ZOO_OPERATORS", OPERATORS)  # the Space's own variable, if set, wins
 # A public Space must not let visitors load arbitrary repos; the operator can turn this on in the
 # Space's variables (Settings also defaults it off wherever SPACE_ID is set).
 os.environ.setdefault("ZOO_ALLOW_CUSTOM_MODELS", "0")

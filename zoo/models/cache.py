@@ -67,6 +67,33 @@ class ModelCache:
             e = self._entries.get(key)
             return e if e is not None and e.loaded else None
 
+    def loaded_entries(self) -> list[Entry]:
+        """The loaded entries, least recently used first (the live objects: read, do not change)."""
+        with self._lock:
+            return sorted((e for e in self._entries.values() if e.loaded), key=lambda e: e.last_used)
+
+    def now(self) -> float:
+        """The cache's clock (what `Entry.last_used` is measured on)."""
+        return self._clock()
+
+    def unload(self, key: Hashable) -> bool:
+        """Unload one model now (the operator's Unload): True if it was loaded, False if not.
+
+        A model serving requests (pinned) is refused with ModelInUse: unloading it under a running
+        request would end that request (a worker's process ends), so the operator waits for it.
+        """
+        from zoo.errors import ModelInUse
+
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or not entry.loaded:
+                return False
+            if entry.refs > 0:
+                raise ModelInUse(f"The model is serving {entry.refs} request(s) right now.",
+                                 "press Unload again when it is idle (the table shows `in use` until then)")
+            self._drop(entry, "unloaded by the operator")
+            return True
+
     @property
     def used_bytes(self) -> int:
         """Bytes held by loaded models."""

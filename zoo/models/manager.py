@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
-from zoo.errors import ModelLoadError, ModelNotFound, ZooError, redact_paths
+from zoo.errors import ModelInUse, ModelLoadError, ModelNotFound, ZooError, redact_paths
 from zoo.kinds import ModelKind, get_family, get_kind
 from zoo.models.cache import ModelCache
 from zoo.models.loaders import LoadContext
@@ -77,6 +77,35 @@ class Loaded(Generic[M]):
             close()
 
 
+@dataclass(frozen=True)
+class LoadedInfo:
+    """One model loaded now, as the Models tab lists it (`ModelManager.loaded()`)."""
+
+    id: str  # stable for as long as it stays loaded: what `unload` takes (a ref works too)
+    ref: str  # the name it was first asked for
+    refs: tuple[str, ...]  # every name it was asked for (a Hub id and its packaged copy share one load)
+    tasks: tuple[str, ...]  # the tabs that used it since it loaded
+    kind: str
+    family: str
+    device: str
+    where: str  # "this process", "worker process 1234" or "remote engine"
+    pid: int | None  # the worker's process id
+    memory: int  # bytes: the worker's RSS, else the loader's own count (parameters and buffers)
+    memory_source: str  # "worker RSS" or "loader's count"
+    idle_seconds: float  # since its last request ended; 0 while in use
+    in_use: int  # requests holding it now
+    load_seconds: float
+    is_tiny: bool
+    path: str  # its files
+
+
+def key_id(key: tuple) -> str:
+    """A short stable name for a cache key (family, files, kind, device[, worker])."""
+    import hashlib
+
+    return hashlib.sha256(repr(key).encode()).hexdigest()[:12]
+
+
 class ModelManager:
     """Resolution + loading + the shared cache, configured by Settings."""
 
@@ -91,6 +120,7 @@ class ModelManager:
         self._sweeper: threading.Thread | None = None
         self._device: str | None = None
         self.workers = WorkerPool(settings.worker_memory_limit)
+        self._users: dict[tuple, tuple[set[str], set[str]]] = {}  # key -> (refs asked for, tasks that used it)
 
     # ------------------------------------------------------------------ resolution
     def resolve(self, ref: str | ModelRef, download: bool = True) -> Resolved:
@@ -166,13 +196,14 @@ class ModelManager:
 
     @contextmanager
     def use(self, ref: str, kind: str | ModelKind, progress: Callable[[float | None, str], None] | None = None,
-            worker: bool = False) -> Iterator[Any]:
+            worker: bool = False, task: str | None = None) -> Iterator[Any]:
         """Pin a loaded model for the block; loads it (once, however many ask) if needed.
 
         With `worker=True` the model loads in a supervised worker process and the block gets its
         `WorkerHandle` (zoo/workers.py), except for remote engines, which are only HTTP clients.
         Otherwise, and for scripts and tests, it gets the `Loaded` model in this process.
-        `kind` is a registered kind's name or a ModelKind (zoo/kinds.py).
+        `kind` is a registered kind's name or a ModelKind (zoo/kinds.py); `task` is the tab asking
+        (the Models tab lists it).
         """
         kind = get_kind(kind)
         if progress:
@@ -192,6 +223,11 @@ class ModelManager:
         key: tuple = (family, str(resolved.path), kind.name, device)
         if isolated:  # a worker's handle and an in-process model of the same files are separate entries
             key += ("worker",)
+        with self._resolve_lock:
+            refs, tasks = self._users.setdefault(key, (set(), set()))
+            refs.add(ref)
+            if task:
+                tasks.add(task)
 
         def load() -> tuple[Any, int]:
             if progress:
@@ -253,6 +289,61 @@ class ModelManager:
                 alive.discard(key, handle)
 
         return forget
+
+    # ------------------------------------------------------------------ the Models tab
+    def loaded(self) -> list[LoadedInfo]:
+        """The models loaded at this moment, least recently used first."""
+        now = self.cache.now()
+        infos = []
+        entries = self.cache.loaded_entries()
+        with self._resolve_lock:  # forget who used models that are gone
+            live = {e.key for e in entries}
+            for key in [k for k in self._users if k not in live]:
+                del self._users[key]
+            users = {k: (sorted(r), sorted(t)) for k, (r, t) in self._users.items()}
+        for entry in entries:
+            value, key = entry.value, entry.key
+            if value is None:
+                continue
+            refs, tasks = users.get(key, ([], []))
+            ref = getattr(value, "ref", "") or (refs[0] if refs else "")
+            pid = getattr(value, "pid", None) if getattr(value, "in_worker", False) else None
+            rss = value.rss if pid is not None else None
+            family = getattr(value, "family", key[0])
+            where = ("remote engine" if family == "remote" else
+                     f"worker process {pid}" if pid is not None else "this process")
+            infos.append(LoadedInfo(
+                id=key_id(key), ref=ref, refs=tuple(dict.fromkeys([ref, *refs])), tasks=tuple(tasks),
+                kind=getattr(value, "kind", key[2]), family=family, device=getattr(value, "device", key[3]),
+                where=where, pid=pid, memory=int(rss if rss is not None else entry.nbytes),
+                memory_source="worker RSS" if rss is not None else "loader's count",
+                idle_seconds=0.0 if entry.refs else max(0.0, now - entry.last_used), in_use=entry.refs,
+                load_seconds=entry.load_seconds, is_tiny=bool(getattr(value, "is_tiny", False)),
+                path=str(key[1])))
+        return infos
+
+    def unload(self, key_or_ref: str) -> bool:
+        """Unload a model now: by its `LoadedInfo.id`, or every loaded model asked for by that name.
+
+        True if something was unloaded, False if nothing loaded matches. A model serving a request
+        is refused (ModelInUse, naming it): press Unload again once it is idle. A worker's model
+        ends its process, so the memory goes back to the OS.
+        """
+        wanted = (key_or_ref or "").strip()
+        with self._resolve_lock:
+            asked = {k: set(refs) for k, (refs, _tasks) in self._users.items()}
+        matches = [e.key for e in self.cache.loaded_entries() if wanted and (
+            key_id(e.key) == wanted or wanted in asked.get(e.key, ()) or getattr(e.value, "ref", None) == wanted)]
+        unloaded = False
+        for key in matches:
+            try:
+                unloaded = self.cache.unload(key) or unloaded
+            except ModelInUse as exc:
+                name = getattr(self.cache.entry(key), "value", None)
+                raise ModelInUse(f"`{getattr(name, 'ref', wanted)}` is in use: {exc.message}", exc.fix) from None
+            with self._resolve_lock:
+                self._users.pop(key, None)
+        return unloaded
 
     def reset_broken(self) -> None:
         """Give models marked broken (their worker crashed on load 3 times in a row) a new chance."""
@@ -330,4 +421,4 @@ def _what(resolved: Resolved, family: str, kind: ModelKind) -> str:
     return what or f"a {family} model"
 
 
-__all__ = ["Loaded", "ModelManager", "ModelNotFound", "describe_mismatch", "load_model"]
+__all__ = ["Loaded", "LoadedInfo", "ModelManager", "key_id", "ModelNotFound", "describe_mismatch", "load_model"]
