@@ -436,6 +436,23 @@ class OpenAIApi:
         raise ModelNotFound(f"`{ref}` is not a model any tab here lists.", "")
 
     # ------------------------------------------------------------------ chat and completions
+    def task_language_model(self, task: str) -> str:
+        """The ref of the language model that chats for `task` (serve-endpoint): the one its tab runs with its
+        default inputs (a tab whose kind depends on them, such as question answering's modes, asks its own
+        `model_for`), else the first language-model tab's, in tab order."""
+        names = [self.zoo.registry.get(task).task]  # an unknown task is a 404
+        names += [p.task for p in self.zoo.registry.plugins() if is_language_model(getattr(p, "model_kind", None))]
+        for name in names:
+            plugin = self.zoo.registry.get(name)
+            default = self.zoo.default_model(plugin)
+            values = {f.name: f.default for f in plugin.fields()} | {"model": default}
+            ref, kind = plugin.model_for(values, default)
+            if is_language_model(kind):
+                return ref
+        raise InvalidInput("task", task, "has no language model to chat with, and no language-model tab is served",
+                           "serve a language-model plugin too (text generation or chat, --plugins), or send chat "
+                           "to /<chat or text task>/v1/chat/completions")
+
     async def chat(self, request: Any, task: str | None = None) -> Any:
         """Chat on the tab declaring chat/completions; its fields: message, history, system_prompt, the sampling
         options -> reply. `task` (serve-endpoint's /<task>/v1/chat/completions): that tab's model, whatever
@@ -445,11 +462,7 @@ class OpenAIApi:
         if task is None:
             model = self.pick_model(plugin, payload.get("model"))
         else:
-            own = self.zoo.registry.get(task)  # an unknown task is a 404
-            if not is_language_model(own.model_kind):
-                raise InvalidInput("task", task, "has no language model to chat with",
-                                   "send chat to a language-model task, e.g. /<chat or text task>/v1/chat/completions")
-            model = self.zoo.default_model(own)
+            model = self.task_language_model(task)
         messages = chat_messages(payload.get("messages"))
         refuse_unsupported(payload)
         last = messages[-1]
