@@ -576,6 +576,15 @@ class RunContext:
         callback()
         return True
 
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until no worker from `start_worker` runs (or `timeout` seconds pass); True if idle.
+
+        Never on the server's event loop (see `start_worker`); for callers that run a request to its end,
+        such as the CLI, which must not exit while a daemon worker is still inside torch."""
+        idle = threading.Event()
+        self.when_idle(idle.set)
+        return idle.wait(timeout)
+
 
 # --------------------------------------------------------------------------- the contract
 

@@ -366,9 +366,13 @@ class Zoo:
         """Run a plugin to completion and return its outputs."""
         # `task` is positional-only so that a plugin may declare a field named `task`
         # (speech recognition's transcribe/translate) and still be called with keywords.
+        # It returns once the plugin's worker threads are done too: the caller may exit the process next,
+        # and a daemon thread still inside torch at interpreter exit aborts it ("terminate called ...").
         result: dict[str, Any] = {}
+        ctx = ctx or RunContext(limits=self.limits)
         for result in self.stream(task, values, ctx):
             pass
+        ctx.wait_idle(timeout=60)
         return result
 
 
