@@ -133,3 +133,44 @@ def test_order_is_declared_and_sorts_the_tabs() -> None:
     for cls in (Echo, EchoRemote, Complete):
         registry.register(cls)
     assert registry.tasks() == ["complete-test", "echo-test", "echo-remote-test"]  # order, then title
+
+
+class LateWorker(Plugin):
+    """A model-less plugin whose worker thread goes on after the final output, as a pipeline's cleanup does."""
+
+    api_version = 2
+    task = "late-worker"
+    title = "Late worker"
+    models = None
+    inputs = (Text("text"),)
+    outputs = (Text("text"),)
+    finished: list[str] = []
+
+    def stream(self, model: Any, values: dict[str, Any], ctx: RunContext) -> Iterator[dict[str, Any]]:
+        import threading
+        import time
+
+        ready = threading.Event()
+
+        def work() -> None:
+            ready.set()
+            time.sleep(0.4)  # the output is out; the thread is still busy
+            LateWorker.finished.append(values["text"])
+
+        ctx.start_worker(work, name="zoo-late-worker")
+        ready.wait()
+        yield {"text": values["text"]}
+
+
+def test_zoo_run_returns_once_the_plugins_workers_are_done(settings: Settings) -> None:
+    """The CLI exits right after Zoo.run: a daemon worker still inside torch then aborts the process."""
+    registry = Registry()
+    registry.register(LateWorker)
+    zoo = Zoo(settings.replace(tiny=True), registry=registry)
+    LateWorker.finished.clear()
+    assert zoo.run("late-worker", text="hello") == {"text": "hello"}
+    assert LateWorker.finished == ["hello"]
+    ctx = RunContext()
+    assert ctx.wait_idle(timeout=0.1)  # no worker: idle at once
+    ctx.start_worker(lambda: __import__("time").sleep(0.5), name="zoo-sleeper")
+    assert not ctx.wait_idle(timeout=0.05) and ctx.wait_idle(timeout=5)
