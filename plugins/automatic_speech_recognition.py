@@ -72,6 +72,27 @@ class AutomaticSpeechRecognition(Plugin):
     )
     # No example: the repo holds no audio files, and the tab's microphone is one click away.
     examples = ()
+    translations = {
+        "zh-CN": {
+            "Speech recognition": "语音识别",
+            ("Upload or record speech; Whisper writes it down. Long recordings are transcribed 30 seconds at a "
+             "time. Turn on timestamps for timed segments and subtitles (.srt)."):
+                ("上传或录制语音，由 Whisper 转写成文字。长录音每次转写 30 秒。"
+                 "打开时间戳可得到带时间的分段和字幕（.srt）。"),
+            "Speech": "语音",
+            "Language": "语言",
+            "auto = detect (English-only models: auto or en)": "auto = 自动检测（仅英语模型：auto 或 en）",
+            "Task": "任务",
+            "translate = write English whatever is spoken (multilingual models only)":
+                "translate = 无论说的是哪种语言都写成英语（仅限多语言模型）",
+            "Timestamps": "时间戳",
+            "Timed segments for the table and subtitles; off = one segment per chunk":
+                "为表格和字幕生成带时间的分段；关闭 = 每个音频块一个分段",
+            "Transcript": "转写文本",
+            "Segments (seconds)": "分段（秒）",
+            "Subtitles (.srt)": "字幕（.srt）",
+        },
+    }
 
     def check(self, values: dict[str, Any], limits: Limits) -> None:
         # Probing is cheap and needs no model: a bad or overlong file fails before any loading.

@@ -146,6 +146,33 @@ class Chat(Plugin):
         {"message": "Give me three tips for writing clear emails.", "max_new_tokens": 200},
         {"message": "Tell me about the moon.", "system_prompt": "You are a pirate. Answer in pirate speak."},
     )
+    translations = {
+        "zh-CN": {
+            "Chat": "对话",
+            ("Talk with an instruct model. The whole conversation is sent with every message, so the model "
+             "remembers earlier turns (the oldest ones are dropped when it outgrows the model's context)."):
+                ("与指令模型对话。每条消息都会连同整段对话一起发送，"
+                 "因此模型记得之前的轮次（对话超出模型上下文长度时，最早的轮次会被丢弃）。"),
+            "Message": "消息",
+            "Type a message and press Enter…": "输入消息后按回车发送…",
+            "History": "对话历史",
+            'OpenAI-style messages: [{"role": "user", "content": "..."}, ...]':
+                'OpenAI 格式的消息：[{"role": "user", "content": "..."}, ...]',
+            "System prompt": "系统提示词",
+            "How the assistant should behave; a system message at the start of the history overrides it":
+                "助手应如何表现；对话历史开头的系统消息会覆盖此设置",
+            "Max new tokens": "最大生成 token 数",
+            "Upper bound on the reply's tokens": "回复的 token 数上限",
+            "Temperature": "温度",
+            "0 = greedy (deterministic)": "0 = 贪心解码（结果确定）",
+            "Top p": "Top p（核采样）",
+            "Top k": "Top k（采样候选数）",
+            "Repetition penalty": "重复惩罚",
+            "Seed": "随机种子",
+            "-1 = random": "-1 = 随机",
+            "Reply": "回复",
+        },
+    }
 
     def check(self, values: dict[str, Any], limits: Limits) -> None:
         """Validate the conversation (a Json field checks nothing by itself)."""

@@ -152,6 +152,30 @@ class DepthEstimation(Plugin):
         File("raw_depth", label="Raw depth"),
         Json("details", label="Details"),
     )
+    translations = {
+        "zh-CN": {
+            "Depth estimation": "深度估计",
+            ("Upload a picture; the model estimates how far each pixel is and shows it as a coloured map of the "
+             "picture's size (pick the colour map under Advanced options). Download the raw values as a 16-bit PNG "
+             "or a .npy file. Depth Anything gives relative depth: higher values are nearer. Offline no real model "
+             "is packaged: the tab runs a tiny random-weight model, and its depth is noise."):
+                ("上传一张图片，模型估计每个像素的远近，并以与图片同尺寸的彩色图显示（在高级选项中选择色彩映射）。"
+                 "原始数值可下载为 16 位 PNG 或 .npy 文件。Depth Anything 给出的是相对深度：数值越大越近。"
+                 "离线时没有随附真实的模型：此标签页运行一个微型随机权重模型，它给出的深度只是噪声。"),
+            "Image": "图像",
+            "Colour map": "色彩映射",
+            "How depth values become colours: the lowest value gets the map's first colour":
+                "深度值如何变成颜色：最小值对应色彩映射的第一种颜色",
+            "Raw depth file": "原始深度文件",
+            ("png16: a 16-bit grayscale PNG, the values scaled to 0-65535 (their range in its metadata); npy: the "
+             "float32 values as they are (numpy.load)"):
+                ("png16：16 位灰度 PNG，数值缩放到 0-65535（原始范围记录在其元数据中）；npy："
+                 "原样保存的 float32 数值（numpy.load）"),
+            "Depth map": "深度图",
+            "Raw depth": "原始深度",
+            "Details": "详细信息",
+        },
+    }
 
     def run(self, model: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         import numpy as np

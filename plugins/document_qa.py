@@ -394,6 +394,32 @@ class DocumentQA(Plugin):
         Json("details", label="Details"),
     )
     examples = ()  # an upload is needed: build_ui offers SAMPLE_DOCUMENT with SAMPLE_QUESTIONS
+    translations = {
+        "zh-CN": {
+            "Ask your documents": "文档问答",
+            ("Upload .txt, .md, .pdf or .html files and ask a question (typed, or spoken into the microphone). The "
+             "files are cut into passages and embedded (cached by content, so the next question is fast); the "
+             "closest passages go to the chat model, which answers citing them like [2]. The cited passages are "
+             "listed with file and page. When the passages do not hold the answer, it says so."):
+                ("上传 .txt、.md、.pdf 或 .html 文件并提问（输入文字，或对着麦克风说）。"
+                 "文件会被切分成段落并做嵌入（按内容缓存，所以下一个问题会很快）；最接近的段落交给聊天模型，"
+                 "由它作答并以 [2] 这样的形式引用。被引用的段落会连同文件和页码一起列出。如果这些段落中没有答案，"
+                 "它会如实说明。"),
+            "Documents": "文档",
+            "One or more .txt, .md, .pdf, .html files": "一个或多个 .txt、.md、.pdf、.html 文件",
+            "Question": "问题",
+            "What do you want to know from these documents?": "你想从这些文档中了解什么？",
+            "Or ask aloud": "或者直接说出来",
+            "Used when the question box is empty": "问题框为空时使用",
+            "Passages for the answer": "用于回答的段落数",
+            "How many of the best passages the model reads": "模型阅读的最相关段落个数",
+            "Max new tokens": "最大生成 token 数",
+            "Upper bound on the answer's tokens": "回答的 token 数上限",
+            "Answer": "回答",
+            "Passages used": "使用的段落",
+            "Details": "详细信息",
+        },
+    }
 
     def check(self, values: dict[str, Any], limits: Limits) -> None:
         audio = values.get("question_audio")

@@ -91,6 +91,56 @@ class FineTune(Plugin):
         Json("card", label="Model card"),
     )
     examples = _examples()
+    translations = {
+        "zh-CN": {
+            "Fine-tune": "微调",
+            ("Upload a small dataset (or click an example), name the model and press Run. When it is done the model "
+             "is `trained:NAME` in the matching tab's model list (Text classification, Named entities, or Chat and "
+             "Text generation), over the API and in `zoo list`. Data: **text-classification**: CSV or JSONL with "
+             "`text,label`; **token-classification**: CoNLL (`token tag` lines) or JSONL with `tokens,tags`; "
+             '**lm-lora**: JSONL of {"messages": [...]} or {"prompt", "response"}.'):
+                ("上传一个小数据集（或点击一个示例），为模型命名，然后点击运行（Run）。完成后，"
+                 "该模型以 `trained:NAME` 出现在对应标签页的模型列表中（文本分类、命名实体识别，或对话和文本生成），"
+                 "也可通过 API 和 `zoo list` 使用。数据格式：**text-classification**："
+                 "含 `text,label` 的 CSV 或 JSONL；**token-classification**：CoNLL（`token tag` 格式的行）"
+                 "或含 `tokens,tags` 的 JSONL；**lm-lora**："
+                 '由 {"messages": [...]} 或 {"prompt", "response"} 组成的 JSONL。'),
+            "Job": "任务类型",
+            "Training data": "训练数据",
+            "Name of the new model": "新模型的名称",
+            "lower-case letters, digits, . _ -; a new name (models are never overwritten)":
+                "小写字母、数字、. _ -；须为新名称（不会覆盖已有模型）",
+            "my-sentiment": "例如：my-sentiment",
+            "Base model": "基础模型",
+            "empty = the job's default (packaged all-MiniLM-L6-v2, or SmolLM2 for lm-lora)":
+                "留空 = 该任务的默认值（随附的 all-MiniLM-L6-v2，lm-lora 则为 SmolLM2）",
+            "Epochs": "训练轮数",
+            "0 = the job's default (4 text, 6 entities, LoRA: its own)":
+                "0 = 该任务的默认值（文本 4，实体 6，LoRA：其自身默认值）",
+            "Learning rate": "学习率",
+            "0 = the job's default (1e-4 text, 3e-4 entities)": "0 = 该任务的默认值（文本 1e-4，实体 3e-4）",
+            "Batch size": "批大小",
+            "0 = the job's default": "0 = 该任务的默认值",
+            "Max length": "最大长度",
+            "tokens per example; 0 = the job's default (128)": "每个样本的 token 数；0 = 该任务的默认值（128）",
+            "Validation split": "验证集比例",
+            "share held out for validation; 0 = default (0.2)": "留作验证的比例；0 = 默认值（0.2）",
+            "Seed": "随机种子",
+            "shuffling, split and head initialisation": "用于数据打乱、数据划分和分类头初始化",
+            "Lora rank": "LoRA 秩",
+            "lm-lora only; 0 = its default": "仅限 lm-lora；0 = 其默认值",
+            "Lora alpha": "LoRA alpha 系数",
+            "Lora targets": "LoRA 目标模块",
+            "lm-lora only: comma-separated module names; empty = default":
+                "仅限 lm-lora：用逗号分隔的模块名；留空 = 默认值",
+            "Resume from run": "从已有运行继续",
+            "name of a stopped (or finished) run to continue; the data must be the same file":
+                "要继续的已停止（或已完成）运行的名称；数据必须是同一个文件",
+            "Status": "状态",
+            "Loss and metric": "损失与指标",
+            "Model card": "模型卡片",
+        },
+    }
 
     def stream(self, model: Any, values: dict[str, Any], ctx: RunContext) -> Iterator[dict[str, Any]]:
         from zoo.settings import Settings

@@ -37,6 +37,21 @@ class ImageClassification(Plugin):
         Labels("labels", label="Labels"),
         Json("details", label="Details"),
     )
+    translations = {
+        "zh-CN": {
+            "Image classification": "图像分类",
+            ("Upload a picture; the model names what it shows, best labels first (1,000 ImageNet classes with the "
+             "default ViT). Offline no real classifier is packaged: the tab then runs a tiny random-weight model, "
+             "and its labels are noise."):
+                ("上传一张图片，模型说出其中的内容，最可能的标签排在最前（默认的 ViT 有 1,000 个 ImageNet 类别）。"
+                 "离线时没有随附真实的分类器：此标签页会运行一个微型随机权重模型，它给出的标签只是噪声。"),
+            "Image": "图像",
+            "Labels to show": "显示的标签数",
+            "How many of the best labels to return": "返回得分最高的几个标签",
+            "Labels": "标签",
+            "Details": "详细信息",
+        },
+    }
 
     def run(self, model: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         import torch

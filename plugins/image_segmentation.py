@@ -127,6 +127,28 @@ class ImageSegmentation(Plugin):
         Table("segments", label="Labels", headers=HEADERS),
         Json("details", label="Details"),
     )
+    translations = {
+        "zh-CN": {
+            "Image segmentation": "图像分割",
+            ("Upload a picture; the model labels every pixel (150 ADE20K classes with the default SegFormer: wall, "
+             "sky, tree, person...). The masks are blended over the picture in the colours of the legend, each "
+             "label's mask comes separately, and the table gives its pixels and share of the picture. Offline no "
+             "real segmenter is packaged: the tab then runs a tiny random-weight model, whose masks are noise."):
+                ("上传一张图片，模型为每个像素标注类别（默认的 SegFormer 有 150 个 ADE20K 类别：墙、天空、树、人……）"
+                 "。各蒙版按图例的颜色叠加在图片上，每个标签的蒙版单独给出，表格列出其像素数和在图片中的占比。"
+                 "离线时没有随附真实的分割模型：此标签页会运行一个微型随机权重模型，它给出的蒙版只是噪声。"),
+            "Image": "图像",
+            "Mask opacity": "蒙版不透明度",
+            "How strongly the masks' colours cover the picture": "蒙版颜色覆盖图片的程度",
+            "Most labels": "最多标签数",
+            "Show at most this many labels, largest first": "最多显示这么多个标签，面积大的优先",
+            "Segments": "分割结果",
+            "Legend": "图例",
+            "Mask per label": "各标签的蒙版",
+            "Labels": "标签",
+            "Details": "详细信息",
+        },
+    }
 
     def run(self, model: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         import torch

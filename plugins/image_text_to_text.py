@@ -146,6 +146,34 @@ class ImageTextToText(Plugin):
         {"message": "What colour is the sky?"},
         {"message": "Is there a house? What colour is its roof?", "mode": CAPTION},
     )
+    translations = {
+        "zh-CN": {
+            "Ask about an image": "看图问答",
+            ("Upload a picture and ask about it; follow-up questions keep the conversation. A vision-language model "
+             "(SmolVLM) looks at the picture when one is reachable. Otherwise (offline, where no real one is "
+             "packaged) `auto` captions the picture with the captioning tab and the chat model answers from the "
+             "caption; the offline `tiny:image-text-to-text` is a random-weight model whose answers are noise."):
+                ("上传一张图片并就其提问；追问会延续之前的对话。能连接到视觉语言模型（SmolVLM）时，由它看图作答。"
+                 "否则（离线时没有随附真实的视觉语言模型）`auto` 先用图像描述标签页为图片生成描述，"
+                 "再由聊天模型根据描述作答；离线的 `tiny:image-text-to-text` 是随机权重模型，它的回答只是噪声。"),
+            "Image": "图像",
+            "Question": "问题",
+            "Ask about the picture…": "就这张图片提问…",
+            "History": "对话历史",
+            'OpenAI-style messages so far: [{"role": "user", "content": "..."}, ...]':
+                '目前为止的 OpenAI 格式消息：[{"role": "user", "content": "..."}, ...]',
+            "Mode": "模式",
+            "auto: the vision-language model when a real one is reachable, else caption, then answer":
+                "auto：能连接到真实的视觉语言模型时用它，否则先生成描述再作答",
+            "Max new tokens": "最大生成 token 数",
+            "Upper bound on the answer's tokens": "回答的 token 数上限",
+            "Temperature": "温度",
+            "0 = greedy (deterministic)": "0 = 贪心解码（结果确定）",
+            "Repetition penalty": "重复惩罚",
+            "Answer": "回答",
+            "Details": "详细信息",
+        },
+    }
 
     def check(self, values: dict[str, Any], limits: Limits) -> None:
         """The conversation, as the chat tab checks it (a Json field checks nothing by itself)."""

@@ -134,6 +134,53 @@ class ImageToImage(Plugin):
         Json("metadata", label="Metadata (also inside the PNG)"),
     )
     examples = SampleExamples()  # type: ignore[assignment]
+    translations = {
+        "zh-CN": {
+            "Image to image": "图生图",
+            ("Upload a picture and describe the picture you want: a diffusion model edits it, `strength` saying how "
+             "far it may go from the original. Paint over a part with the brush to repaint only that part "
+             "(inpainting): everything outside the painted mask stays exactly as it was. Same seed and settings, "
+             "same picture; every PNG carries its prompt, seed and settings. It runs on the text-to-image tab's "
+             "model, loaded once for both. Offline, unless sd-turbo is in the Hugging Face cache, it runs a **tiny "
+             "random-weight pipeline whose edits are noise**: it shows the plumbing, not a picture."):
+                ("上传一张图片并描述你想要的画面：扩散模型对其进行编辑，`strength` 决定它可以偏离原图多远。"
+                 "用画笔涂抹某一部分，就只重绘该部分（局部重绘）：涂抹蒙版以外的一切都保持原样。"
+                 "相同的种子和设置得到相同的图片；每个 PNG 都保存其提示词、种子和设置。它使用文生图标签页的模型，"
+                 "两者只加载一次。离线时，除非 Hugging Face 缓存中有 sd-turbo，否则它运行一个**微型随机权重管线，"
+                 "编辑结果只是噪声**：它展示的是流程，而不是图片。"),
+            "Picture (paint over what to repaint, or leave it to edit the whole picture)":
+                "图片（涂抹要重绘的部分，或不涂抹以编辑整张图片）",
+            "Prompt": "提示词",
+            "A watercolor painting of a red house on a hill": "例如：A watercolor painting of a red house on a hill",
+            "Negative prompt": "反向提示词",
+            "What to keep out of the picture; used only when guidance scale > 1":
+                "不希望出现在画面中的内容；仅在引导系数 > 1 时使用",
+            "blurry, low quality": "例如：blurry, low quality",
+            "Strength": "重绘强度",
+            ("How much to change: near 0 keeps the picture, 1 repaints it (or the mask) entirely. The model runs "
+             "int(steps × strength) steps, which must be at least 1"):
+                ("改变的程度：接近 0 保留原图，1 完全重绘整张图（或蒙版区域）。模型运行 int(steps × strength) 步，"
+                 "至少须为 1 步"),
+            "Steps": "步数",
+            "Denoising steps before strength: 2-4 for turbo models (2 × 0.5 = 1 step), 20-50 for others":
+                "应用强度前的去噪步数：turbo 模型用 2-4（2 × 0.5 = 1 步），其他模型用 20-50",
+            "Guidance scale": "引导系数",
+            "How strictly to follow the prompt: 0 for turbo models, 5-8 for others":
+                "遵循提示词的严格程度：turbo 模型用 0，其他模型用 5-8",
+            "Longer side": "长边",
+            ("Pixels of the result's longer side, a multiple of 8, keeping the picture's shape (more where the "
+             "shorter side would be under 64); 0 = the model's native size (512 for sd-turbo, 64 for the tiny "
+             "pipeline)"):
+                ("结果长边的像素数，须为 8 的倍数，保持图片的宽高比（若短边会小于 64 则取更大值）；"
+                 "0 = 模型的原生尺寸（sd-turbo 为 512，微型管线为 64）"),
+            "Seed": "随机种子",
+            "-1 = random": "-1 = 随机",
+            "Edited picture": "编辑后的图片",
+            "Mask used (white = repainted)": "使用的蒙版（白色 = 已重绘）",
+            "Seed used": "实际使用的种子",
+            "Metadata (also inside the PNG)": "元数据（也保存在 PNG 中）",
+        },
+    }
 
     def check(self, values: dict[str, Any], limits: Limits) -> None:
         """steps × strength must give a denoising step; the side is a multiple of 8, as on text to image."""

@@ -46,6 +46,26 @@ class ImageToText(Plugin):
         Text("caption", label="Caption", lines=2),
         Json("details", label="Details"),
     )
+    translations = {
+        "zh-CN": {
+            "Image captioning": "图像描述",
+            ("Upload a picture; the model writes a caption. Optionally give the start of the caption and the model "
+             "continues it. Offline no real captioner is packaged: the tab then runs a tiny random-weight model, "
+             "and its captions are noise."):
+                ("上传一张图片，模型为它写一段描述。也可以给出描述的开头，由模型续写。离线时没有随附真实的描述模型："
+                 "此标签页会运行一个微型随机权重模型，它写出的描述只是噪声。"),
+            "Image": "图像",
+            "Prompt": "提示词",
+            "Optional start of the caption; the model continues it": "可选的描述开头；模型会接着写下去",
+            "a photograph of": "例如：a photograph of",
+            "Max new tokens": "最大生成 token 数",
+            "Upper bound on caption length in tokens": "描述长度上限（token 数）",
+            "Num beams": "束数量",
+            "Beam search width; 1 = greedy (fastest)": "束搜索宽度；1 = 贪心解码（最快）",
+            "Caption": "描述文本",
+            "Details": "详细信息",
+        },
+    }
 
     def run(self, model: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         import torch

@@ -162,6 +162,19 @@ class Models(Plugin):
         Table("loaded", headers=LOADED_HEADERS, label="Loaded now"),
         Table("on_disk", headers=DISK_HEADERS, label="On disk"),
     )
+    translations = {
+        "zh-CN": {
+            "Models": "模型",
+            ("The models loaded now (which tab uses each, its memory and idle time: Unload frees it), the model "
+             "files on disk (size: Delete removes them) and, online, a Hub download into the cache before anyone "
+             "needs it. Operators only on a public Space."):
+                ("当前已加载的模型（各被哪个标签页使用、占用内存和空闲时长：卸载（Unload）可将其释放）、"
+                 "磁盘上的模型文件（大小：删除（Delete）可将其移除），以及在线时可在有人用到之前从 Hub 下载到缓存。"
+                 "在公开的 Space 上仅限管理员操作。"),
+            "Loaded now": "已加载",
+            "On disk": "磁盘上",
+        },
+    }
 
     def run(self, model: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         """`zoo run models` (a process of its own: nothing is loaded in it) lists the files on disk."""

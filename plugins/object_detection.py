@@ -163,6 +163,29 @@ class ObjectDetection(Plugin):
         Table("detections", label="Boxes (pixels of the picture)", headers=HEADERS),
         Json("details", label="Details"),
     )
+    translations = {
+        "zh-CN": {
+            "Object detection": "目标检测",
+            ("Upload a picture; the model draws a box around each object it finds, with its label and score, and "
+             "lists the boxes in pixels of the picture (80 COCO classes with the default RT-DETR). Pick the score "
+             "threshold and which labels to show. Offline no real detector is packaged: the tab then runs a tiny "
+             "random-weight model, whose boxes are noise."):
+                ("上传一张图片，模型在找到的每个物体周围画框，标出标签和得分，"
+                 "并以图片像素坐标列出这些框（默认的 RT-DETR 有 80 个 COCO 类别）。可以选择得分阈值和要显示的标签。"
+                 "离线时没有随附真实的检测器：此标签页会运行一个微型随机权重模型，它画出的框只是噪声。"),
+            "Image": "图像",
+            "Score threshold": "得分阈值",
+            "Boxes scoring below this are left out": "得分低于此值的框不显示",
+            "Only these labels": "只显示这些标签",
+            "Comma-separated label names; empty shows every label": "用逗号分隔的标签名；留空则显示所有标签",
+            "e.g. person, dog (empty: all)": "例如 person, dog（留空：全部）",
+            "Most boxes": "最多框数",
+            "At most this many boxes, best first": "最多显示这么多个框，得分高的优先",
+            "Detections": "检测结果",
+            "Boxes (pixels of the picture)": "框（图片像素坐标）",
+            "Details": "详细信息",
+        },
+    }
 
     def check(self, values: dict[str, Any], limits: Limits) -> None:
         # The label names are checked against the model's labels in run(); the syntax here, before a load.

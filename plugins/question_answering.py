@@ -239,6 +239,50 @@ class QuestionAnswering(Plugin):
                     "It is named after the engineer Gustave Eiffel, whose company designed and built it "
                     "between 1887 and 1889."},
     )
+    translations = {
+        "zh-CN": {
+            "Question answering": "问答",
+            ("Paste a context and ask a question about it. **Extractive** mode picks the answer span out of the "
+             "context with a SQuAD model (long contexts are read in overlapping windows); **generative** mode has "
+             "an instruction-tuned LM write a short answer from the context only, or say \"I don't know\". **Auto** "
+             "follows the chosen model: extractive for extractive-QA models, generative for language models. "
+             "Offline, the default is the packaged SmolLM2 (generative, real weights); no extractive weights are "
+             "available offline, so extractive mode there runs a tiny *random-weight* model and says so: its spans "
+             "are noise."):
+                ("粘贴一段上下文并就其提问。"
+                 "**抽取式**模式用 SQuAD 模型从上下文中选出答案片段（长上下文按相互重叠的窗口读取）；"
+                 "**生成式**模式让经过指令微调的语言模型仅根据上下文写出简短回答，或者回答 \"I don't know\"。"
+                 "**自动**模式跟随所选模型：抽取式问答模型用抽取式，语言模型用生成式。"
+                 "离线时默认使用随附的 SmolLM2（生成式，真实权重）；离线没有可用的抽取式权重，"
+                 "因此那里的抽取式模式运行一个微型*随机权重*模型并如实说明：它给出的答案片段只是噪声。"),
+            "Question": "问题",
+            "What do you want to know?": "你想知道什么？",
+            "Context": "上下文",
+            "Paste the text that holds the answer…": "粘贴包含答案的文本…",
+            "Mode": "模式",
+            "auto: extractive for extractive-QA models, generative for language models":
+                "auto：抽取式问答模型用抽取式，语言模型用生成式",
+            "Max answer tokens": "答案最大 token 数",
+            "Extractive: longest answer span, in tokens": "抽取式：答案片段的最大长度，以 token 计",
+            "Window tokens": "窗口 token 数",
+            "Extractive: tokens per model window (capped at the model's limit)":
+                "抽取式：每个模型窗口的 token 数（不超过模型的上限）",
+            "Doc stride": "文档步幅",
+            "Extractive: tokens shared by neighbouring windows": "抽取式：相邻窗口共享的 token 数",
+            "Max new tokens": "最大生成 token 数",
+            "Generative: answer length cap": "生成式：回答长度上限",
+            "Temperature": "温度",
+            "Generative: 0 = greedy (deterministic)": "生成式：0 = 贪心解码（结果确定）",
+            "Seed": "随机种子",
+            "-1 = random": "-1 = 随机",
+            "Answer": "答案",
+            "Score": "得分",
+            "Extractive: P(start)·P(end) in its window; generative: none":
+                "抽取式：窗口内的 P(start)·P(end)；生成式：无",
+            "Answer in context": "上下文中的答案",
+            "Details": "详细信息",
+        },
+    }
 
     # ------------------------------------------------------------------ model choice
     def model_for(self, values: Mapping[str, Any], default: str) -> tuple[str, str]:

@@ -83,6 +83,33 @@ class SentenceSimilarity(Plugin):
                       "Our bakery opens at seven and sells bread, croissants and cakes.\n\n"
                       "The football stadium seats forty thousand people."},
     )
+    translations = {
+        "zh-CN": {
+            "Semantic search": "语义搜索",
+            ("Paste passages (or upload a .txt file), ask a question; the passages closest in meaning come first, "
+             "scored by cosine similarity (-1 to 1). One passage per paragraph when paragraphs are separated by a "
+             "blank line; otherwise one passage per line. Offline it runs the packaged all-MiniLM-L6-v2 (real "
+             "weights, Apache-2.0)."):
+                ("粘贴一些段落（或上传一个 .txt 文件）并提问；含义最接近的段落排在最前面，按余弦相似度（-1 到 1）"
+                 "打分。若段落之间以空行分隔，则每个自然段为一个段落；否则每行为一个段落。"
+                 "离线时运行随附的 all-MiniLM-L6-v2（真实权重，Apache-2.0）。"),
+            "Query": "查询",
+            "What are you looking for?": "你在找什么？",
+            "Documents": "文档",
+            ("One passage per paragraph when paragraphs are separated by a blank line; otherwise one passage per "
+             "line."):
+                "若段落之间以空行分隔，则每个自然段为一个段落；否则每行为一个段落。",
+            "Paste passages here: one per line, or paragraphs separated by a blank line.":
+                "在此粘贴段落：每行一个，或用空行分隔各段。",
+            "Passages to show": "显示的段落数",
+            "How many of the best passages to return": "返回最相关的几个段落",
+            "Return vectors": "返回向量",
+            "Add the query's and every passage's unit vector to details (for callers that cache them)":
+                "把查询和每个段落的单位向量加入详细信息（供需要缓存向量的调用方使用）",
+            "Best passages": "最相关的段落",
+            "Details": "详细信息",
+        },
+    }
 
     def check(self, values: dict[str, Any], limits: Limits) -> None:
         passages = split_passages(values["documents"])

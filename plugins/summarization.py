@@ -56,6 +56,23 @@ class Summarization(Plugin):
         {"text": _ARTICLE},
         {"text": _ARTICLE, "min_length": 5, "max_length": 30, "num_beams": 2},
     )
+    translations = {
+        "zh-CN": {
+            "Summarization": "文本摘要",
+            "Paste an article or a report; the model writes a short summary of it.":
+                "粘贴一篇文章或报告，模型为其写一段简短摘要。",
+            "Text": "文本",
+            "Paste the text to summarize…": "粘贴要摘要的文本…",
+            "Min length": "最小长度",
+            "Fewest tokens in the summary": "摘要的最少 token 数",
+            "Max length": "最大长度",
+            "Most tokens in the summary": "摘要的最多 token 数",
+            "Num beams": "束数量",
+            "Beam search width; 1 = greedy (fastest)": "束搜索宽度；1 = 贪心解码（最快）",
+            "Summary": "摘要",
+            "Model note": "模型说明",
+        },
+    }
 
     def check(self, values: dict[str, Any], limits: Limits) -> None:
         """The summary's lower bound cannot exceed its upper bound."""

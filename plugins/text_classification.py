@@ -44,6 +44,21 @@ class TextClassification(Plugin):
         {"text": "The delivery was late and the box arrived damaged. Very disappointing."},
         {"text": "It was fine, I suppose. Nothing special."},
     )
+    translations = {
+        "zh-CN": {
+            "Text classification": "文本分类",
+            "Type a sentence; the model scores each of its labels (positive or negative, by default).":
+                "输入一句话，模型为它的每个标签打分（默认为正面或负面）。",
+            "Text": "文本",
+            "Type a sentence or a review…": "输入一句话或一条评论…",
+            "Score function": "评分函数",
+            "auto: sigmoid for multi-label models, softmax otherwise": "auto：多标签模型用 sigmoid，其他用 softmax",
+            "Top k": "前 k 个标签",
+            "Show only the best k labels; 0 = all": "只显示得分最高的 k 个标签；0 = 全部",
+            "Scores": "得分",
+            "Model note": "模型说明",
+        },
+    }
 
     def run(self, model: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         import torch

@@ -42,6 +42,29 @@ class TextGeneration(Plugin):
         {"prompt": "Write a haiku about autumn leaves.", "temperature": 0.8},
         {"prompt": "Explain in two sentences why the sky is blue.", "max_new_tokens": 96},
     )
+    translations = {
+        "zh-CN": {
+            "Text generation": "文本生成",
+            "Write a prompt; the model continues it, token by token.": "输入提示词，模型逐个 token 续写。",
+            "Prompt": "提示词",
+            "Ask or start something…": "提个问题或写个开头…",
+            "Max new tokens": "最大生成 token 数",
+            "Upper bound on generated tokens": "生成 token 数的上限",
+            "Temperature": "温度",
+            "0 = greedy (deterministic)": "0 = 贪心解码（结果确定）",
+            "Top p": "Top p（核采样）",
+            "Top k": "Top k（采样候选数）",
+            "Repetition penalty": "重复惩罚",
+            "Seed": "随机种子",
+            "-1 = random": "-1 = 随机",
+            "Use chat template": "使用对话模板",
+            "Off for base models / raw completion": "基础模型或纯文本续写时关闭",
+            "System prompt": "系统提示词",
+            "Used with the chat template; empty = the model's own default":
+                "与对话模板一起使用；留空 = 使用模型自带的默认值",
+            "Output": "输出",
+        },
+    }
 
     def stream(self, model: Loaded[LanguageModel], values: dict[str, Any], ctx: RunContext
                ) -> Iterator[dict[str, Any]]:

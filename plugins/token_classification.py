@@ -64,6 +64,24 @@ class TokenClassification(Plugin):
         {"text": "Angela Merkel met Emmanuel Macron in Paris on Monday to discuss the European Union budget."},
         {"text": "Apple opened a new office in Munich, said Tim Cook.", "min_score": 0.5},
     )
+    translations = {
+        "zh-CN": {
+            "Named entities": "命名实体识别",
+            ("Paste text; the model finds names of people, organisations, places and more, highlights them in the "
+             "text and lists them with their scores."):
+                "粘贴文本，模型找出人名、机构名、地名等，在文本中高亮显示，并连同得分一起列出。",
+            "Text": "文本",
+            "Text with names in it…": "含有名称的文本…",
+            "Word label from": "词标签取自",
+            "Which sub-word tokens decide a word's label: its first, their average, or the best one":
+                "由哪些子词 token 决定一个词的标签：第一个、它们的平均值，或得分最高的一个",
+            "Min score": "最低得分",
+            "Drop entities scoring below this": "丢弃得分低于此值的实体",
+            "Entities in the text": "文本中的实体",
+            "Entities": "实体",
+            "Model note": "模型说明",
+        },
+    }
 
     def run(self, model: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         bundle = model.model

@@ -83,6 +83,27 @@ class Translation(Plugin):
         {"text": "Where is the train station?\nHow much does a ticket cost?", "language_pair": "English → German"},
         {"text": "Le chat dort sur le canapé depuis ce matin.", "language_pair": "French → English"},
     )
+    translations = {
+        "zh-CN": {
+            "Translation": "翻译",
+            ("Translate text between English and another language. With an opus-mt model the pair picks the model "
+             "(`Helsinki-NLP/opus-mt-{src}-{tgt}`); NLLB and T5 models take the pair as an instruction. Each line "
+             "is translated on its own."):
+                ("在英语与另一种语言之间翻译文本。使用 opus-mt 模型时，"
+                 "语言对决定所用模型（`Helsinki-NLP/opus-mt-{src}-{tgt}`）；NLLB 和 T5 模型则把语言对作为指令。"
+                 "每一行单独翻译。"),
+            "Text": "文本",
+            "Text to translate…": "要翻译的文本…",
+            "Language pair": "语言对",
+            "opus-mt models follow the pair: the model switches to the pair's own opus-mt model":
+                "opus-mt 模型跟随语言对：模型会切换到该语言对自己的 opus-mt 模型",
+            "Max new tokens": "最大生成 token 数",
+            "Most tokens per translated line": "每行译文的最大 token 数",
+            "Num beams": "束数量",
+            "Beam search width; 1 = greedy (fastest)": "束搜索宽度；1 = 贪心解码（最快）",
+            "Model note": "模型说明",
+        },
+    }
 
     def model_for(self, values: Mapping[str, Any], default: str) -> tuple[str, str]:
         """The pair decides which opus-mt model runs; any other model runs as chosen."""

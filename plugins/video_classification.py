@@ -76,6 +76,25 @@ class VideoClassification(Plugin):
         Gallery("frames", label="Frames used"),
         Json("details", label="Details"),
     )
+    translations = {
+        "zh-CN": {
+            "Video classification": "视频分类",
+            ("Upload a clip (or record one); frames are taken evenly over it and the model names what happens in "
+             "it, best labels first (400 Kinetics actions with the default VideoMAE). The frames it looked at are "
+             "shown with their times. Offline no real model is packaged: the tab then runs a tiny random-weight "
+             "model, and its labels are noise."):
+                ("上传一段视频（或录制一段）；从中均匀抽取若干帧，模型说出其中发生的事，"
+                 "最可能的标签排在最前（默认的 VideoMAE 有 400 个 Kinetics 动作类别）。"
+                 "所看的帧会连同其时间点一起显示。离线时没有随附真实的模型：此标签页会运行一个微型随机权重模型，"
+                 "它给出的标签只是噪声。"),
+            "Clip": "视频片段",
+            "Labels to show": "显示的标签数",
+            "How many of the best labels to return": "返回得分最高的几个标签",
+            "Labels": "标签",
+            "Frames used": "使用的帧",
+            "Details": "详细信息",
+        },
+    }
 
     def run(self, model: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         import numpy as np

@@ -91,6 +91,42 @@ class VoiceChat(Plugin):
          "history": [{"role": "user", "content": "What is the opposite of hot?"},
                      {"role": "assistant", "content": "The opposite of hot is cold."}]},
     )
+    translations = {
+        "zh-CN": {
+            "Voice chat": "语音对话",
+            ("Speak to the chat model and hear its answer. Record or upload a question (or type one): speech "
+             "recognition writes it down, the chat model answers with the conversation so far, and a voice reads "
+             "the answer aloud sentence by sentence, starting before the answer is complete."):
+                ("对聊天模型说话并听它回答。录音或上传一个问题（也可以直接输入）：语音识别将其转写成文字，"
+                 "聊天模型结合目前为止的对话作答，再由一个声音逐句朗读回答，回答尚未生成完就开始朗读。"),
+            "Spoken question": "语音提问",
+            "Record or upload; leave empty to type instead": "录音或上传；留空则改为输入文字",
+            "Message": "消息",
+            "Used when there is no recording (it skips speech recognition)": "没有录音时使用（跳过语音识别）",
+            "…or type a message and press Enter": "…或输入消息后按回车发送",
+            "History": "对话历史",
+            'OpenAI-style messages: [{"role": "user", "content": "..."}, ...]':
+                'OpenAI 格式的消息：[{"role": "user", "content": "..."}, ...]',
+            "System prompt": "系统提示词",
+            "How the assistant should behave; short answers are quicker to hear":
+                "助手应如何表现；回答越短，越快听到",
+            "Max new tokens": "最大生成 token 数",
+            "Upper bound on the reply's tokens": "回复的 token 数上限",
+            "Temperature": "温度",
+            "0 = greedy (deterministic)": "0 = 贪心解码（结果确定）",
+            "Top p": "Top p（核采样）",
+            "Top k": "Top k（采样候选数）",
+            "Repetition penalty": "重复惩罚",
+            "Seed": "随机种子",
+            "-1 = random": "-1 = 随机",
+            "Speaking speed": "语速",
+            "1 = the voice's natural pace": "1 = 该声音的自然语速",
+            "You said": "你说的是",
+            "Reply": "回复",
+            "Spoken reply": "语音回复",
+            "Details": "详细信息",
+        },
+    }
 
     # ------------------------------------------------------------------ checks
     def check(self, values: dict[str, Any], limits: Limits) -> None:

@@ -67,6 +67,27 @@ class ZeroShotClassification(Plugin):
         {"text": "The new phone has a faster chip, but the battery drains quickly and it costs too much.",
          "candidate_labels": "technology, price, battery life, sports", "multi_label": True},
     )
+    translations = {
+        "zh-CN": {
+            "Zero-shot classification": "零样本分类",
+            ("Type a text and the labels to choose from, separated by commas; an NLI model scores how well each "
+             "label fits, with no training on those labels."):
+                "输入一段文本和可选的标签（用逗号分隔），NLI 模型为每个标签的契合程度打分，无需在这些标签上训练。",
+            "Text": "文本",
+            "Text to classify…": "要分类的文本…",
+            "Candidate labels": "候选标签",
+            "Comma-separated, up to 32": "用逗号分隔，最多 32 个",
+            "sports, politics, cooking": "例如：sports, politics, cooking",
+            "Several labels can be true": "可以有多个标签成立",
+            "Score each label on its own instead of choosing one (scores then need not sum to 1)":
+                "对每个标签单独打分，而不是从中选一个（此时各得分之和不必为 1）",
+            "Hypothesis template": "假设模板",
+            "The sentence each label is put into; {} marks where the label goes":
+                "放入每个标签的句子；{} 标出标签所在的位置",
+            "Scores": "得分",
+            "Model note": "模型说明",
+        },
+    }
 
     def check(self, values: dict[str, Any], limits: Limits) -> None:
         """At least one label, not too many, and a template with one `{}`."""
