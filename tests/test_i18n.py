@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from zoo import i18n
-from zoo.i18n import APP_TEXT, GROUP_TITLES, Catalog, key, pick_locale, plugin_strings, translation_problems
+from zoo.i18n import APP_TEXT, GROUP_TITLES, Catalog, key, plugin_strings, translation_problems
 from zoo.plugin import Int, Plugin, RunContext, Seed, Text
 from zoo.registry import Registry, declaration_problems
 from zoo.runner import Zoo
@@ -59,7 +59,7 @@ def test_every_app_text_has_a_chinese_translation_with_the_same_fields() -> None
         assert CJK.search(chinese), (english, chinese)
         fields = lambda s: sorted(re.findall(r"\{(\w+)\}", s))  # noqa: E731
         assert fields(english) == fields(chinese), (english, chinese)
-    for fixed in ("Run", "Stop", "Advanced options", "Model", "Use via API", "Fix:", "Something went wrong"):
+    for fixed in ("Run", "Stop", "Advanced options", "Examples", "Model", "Use via API", "Details"):
         assert fixed in APP_TEXT
 
 
@@ -120,21 +120,6 @@ def test_a_plugin_with_a_broken_translation_table_is_left_english() -> None:
         translations = {"zh-CN": {"Greetings": "问候", "Greeting": "问候"}}
     assert Catalog([Typo]).translate("Greeting", "zh-CN") == "Greeting"
     assert Catalog([Greet]).translate("Greeting", "zh-CN") == "问候"
-
-
-@pytest.mark.parametrize("choice, header, expected", [
-    (None, "zh-CN,zh;q=0.9,en;q=0.8", "zh-CN"),
-    (None, "zh;q=0.9", "zh-CN"),
-    (None, "fr-FR,en;q=0.5,zh;q=0.4", "en"),
-    (None, "de-DE", "en"),
-    (None, None, "en"),
-    ("en", "zh-CN", "en"),
-    ("zh-CN", "en-US", "zh-CN"),
-    ("xx", "zh-CN", "zh-CN"),
-])
-def test_the_page_language_is_the_switch_choice_else_the_browsers(choice: str | None, header: str | None,
-                                                                   expected: str) -> None:
-    assert pick_locale(choice, header) == expected
 
 
 def test_the_early_script_lands_at_the_top_of_html_pages_only() -> None:

@@ -10,9 +10,13 @@ A text's key is the English text itself (`key`): a page launched without the cat
 in English, and plugin authors write plain English -> Chinese pairs. Gradio reads a key up to its
 first "}", so a text holding "}" gets a slug-and-hash key instead.
 
-Gradio does not translate what the server sends at run time except through such keys; error
-toasts (`gr.Error`) show their text as sent, so `zoo.ui.user_error` translates the framing of an
-error itself, for the language the page shows (`request_locale`).
+What the server sends at run time is translated only when it is such a marker whose key the
+catalog holds (a model note after a pick). Error toasts (`gr.Error`) are not: gradio 6 shows their
+title and message as sent, markers included, so errors stay English.
+
+The header's switch (`switch_html`) works through what gradio follows, the browser's language:
+`EARLY_SCRIPT`, put at the top of the page by `locale_middleware`, makes the page's
+`navigator.language` the language picked, before gradio's code reads it.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ LOCALES = ("en", "zh-CN")
 SOURCE = "en"
 #: What the header's language switch offers: locale -> the language's own name.
 LANGUAGE_NAMES = {"en": "English", "zh-CN": "简体中文"}
-#: The browser keeps the switch's choice under this name (localStorage, and a cookie the server reads).
+#: The browser keeps the switch's choice under this name (localStorage).
 CHOICE_NAME = "zoo-lang"
 
 #: Tab group titles (the grouped tab layout).
@@ -92,12 +96,6 @@ APP_TEXT: dict[str, str] = {
         "<p><b>错误：</b> {error}</p><p><b>解决方法：</b> {fix}</p><p>来源：{source}。其他标签页照常工作。</p></div>",
     "Details": "详情",
     "Traceback": "回溯",
-    # errors (toasts: zoo.ui.user_error)
-    "Fix:": "解决方法：",
-    "Invalid input": "输入无效",
-    "Something went wrong": "出错了",
-    "{task} failed: {error}. The server log has the details; other tabs keep working.":
-        "{task} 失败：{error}。服务器日志中有详细信息；其他标签页照常工作。",
     # tab groups
     "Text": "文本",
     "Audio": "音频",
@@ -220,11 +218,7 @@ class Catalog:
         for locale, value in texts.items():
             if locale == SOURCE or value != english:
                 self.entries[locale][k] = value
-        try:
-            from gradio.i18n import I18nData
-        except ImportError:  # pragma: no cover - gradio missing: nothing will show it anyway
-            return english
-        return I18nData(k)
+        return _marker(k)
 
     __call__ = text
 
@@ -240,6 +234,19 @@ class Catalog:
         import gradio as gr
 
         return gr.I18n(**{loc: dict(table) for loc, table in self.entries.items()})
+
+
+def _marker(k: str) -> Any:
+    """Gradio's translation marker for key `k`, its text readable (not \\u-escaped) in the page's config."""
+    import json
+
+    from gradio.i18n import I18nData
+
+    class Marker(I18nData):
+        def __str__(self) -> str:
+            return "__i18n__" + json.dumps(self.to_dict(), ensure_ascii=False)
+
+    return Marker(k)
 
 
 def _marker_key(text: str) -> str | None:
@@ -259,36 +266,6 @@ def english(value: Any) -> Any:
     return value if k is None else k
 
 
-def pick_locale(choice: str | None, accept_language: str | None) -> str:
-    """The language a page shows: the switch's choice, else the best of the browser's Accept-Language
-    that the app speaks (a language's base tag matches too: `zh` -> `zh-CN`), else English."""
-    if choice in LOCALES:
-        return choice
-    ranked = []
-    for i, part in enumerate((accept_language or "").split(",")):
-        tag, _, q = part.strip().partition(";q=")
-        try:
-            weight = float(q) if q else 1.0
-        except ValueError:
-            weight = 0.0
-        if tag:
-            ranked.append((-weight, i, tag))
-    for _, _, tag in sorted(ranked):
-        for locale in LOCALES:
-            if tag.lower() == locale.lower() or tag.split("-")[0].lower() == locale.split("-")[0].lower():
-                return locale
-    return SOURCE
-
-
-def request_locale(request: Any) -> str:
-    """The language of the page a gradio request comes from (`pick_locale` on its cookie and headers)."""
-    if request is None:
-        return SOURCE
-    cookies = getattr(request, "cookies", None) or {}
-    headers = getattr(request, "headers", None) or {}
-    return pick_locale(cookies.get(CHOICE_NAME), headers.get("accept-language"))
-
-
 #: Runs in the page before gradio's own code: a language picked with the switch (`?lang=zh-CN`, kept
 #: in localStorage) stands in for the browser's, which is what gradio's translation follows.
 #: `?lang=auto` goes back to the browser's language.
@@ -296,7 +273,6 @@ EARLY_SCRIPT = """<script>(function(){try{
 var name=%(name)r, q=new URLSearchParams(location.search).get('lang');
 if(q==='auto'){localStorage.removeItem(name);}else if(q){localStorage.setItem(name,q);}
 var l=localStorage.getItem(name);
-document.cookie=name+'='+(l||'')+'; path=/; SameSite=Lax'+(l?'':'; max-age=0');
 if(l){Object.defineProperty(Navigator.prototype,'language',{get:function(){return l;},configurable:true});
 Object.defineProperty(Navigator.prototype,'languages',{get:function(){return [l];},configurable:true});}
 }catch(e){}})();</script>""".replace("\n", "") % {"name": CHOICE_NAME}

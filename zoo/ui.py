@@ -22,7 +22,7 @@ from typing import Any, Callable, Collection, Iterator, Mapping, Sequence
 from zoo import plugin as P
 from zoo.auth import auth_middleware
 from zoo.errors import Cancelled, ZooError, redact_paths
-from zoo.i18n import Catalog, locale_middleware, request_locale, switch_html
+from zoo.i18n import Catalog, locale_middleware, switch_html
 from zoo.mcp import mcp_lifespan, tool_doc, tool_endpoints
 from zoo.models.devices import describe_device
 from zoo.models.refs import parse_ref
