@@ -76,9 +76,9 @@ def component(field: P.Field, limits: P.Limits, *, output: bool = False, render:
     """The gradio component for a declared field; its label, info and placeholder through `text` (translated)."""
     import gradio as gr
 
-    text = text or Catalog()
-    field = _shown(field, text)
-    common: dict[str, Any] = dict(label=field.label, render=render)
+    if text is not None:
+        field = _shown(field, text)
+    common: dict[str, Any] = dict(label=field.title, render=render)
     if output:
         common["interactive"] = False  # outputs are read-only, numbers and switches included
     if isinstance(field, P.Text):
@@ -257,7 +257,8 @@ def api_snippet(plugin: P.Plugin, values: dict[str, Any], url: str = "http://127
 
 
 def _api_code(imports: str, url: str, call: str) -> str:
-    return f"from gradio_client import {imports}\n\nclient = Client({url!r})\nresult = client.predict(\n{call})\nprint(result)\n"
+    return (f"from gradio_client import {imports}\n\nclient = Client({url!r})\n"
+            f"result = client.predict(\n{call})\nprint(result)\n")
 
 
 API_SNIPPET = ("```python\n{code}```\nEvery option of the tab is a keyword argument too; the API page (footer) "
