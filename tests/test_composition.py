@@ -17,6 +17,7 @@ import pytest
 from speech import synthesise
 from zoo import cli
 from zoo.errors import CallCycle, Cancelled, InvalidInput, ModelNotAllowed, PluginLoadError, UnknownPlugin
+from zoo.i18n import english
 from zoo.plugin import Audio, Choice, Int, Json, ModelChoices, Plugin, Text
 from zoo.registry import Registry, declaration_problems
 from zoo.runner import Zoo
@@ -396,10 +397,10 @@ def test_app_endpoints_and_pickers(settings: Settings) -> None:
     assert params["/describe_audio"] == ["audio", "max_length", "transcriber_model", "summarizer_model"]
     assert params["/echo_user"] == ["text", "steps", "call", "model_for_task", "echo_model"]
     assert params["/summarization"][-1] == "model"  # single-model plugins keep `model` last
-    config = json.dumps(demo.get_config_file())
+    config = json.dumps(demo.get_config_file(), default=str)  # labels are translation markers (zoo.i18n)
     assert "Model `none`" not in config
     # The part picker: the called task's choices, its default first (as ""), custom ids as that task allows.
-    pickers = {c["props"].get("label"): c["props"] for c in demo.get_config_file()["components"]
+    pickers = {english(c["props"].get("label")): c["props"] for c in demo.get_config_file()["components"]
                if c.get("type") == "dropdown"}
     echo = pickers["Echo model"]
     assert [tuple(c) for c in echo["choices"]] == [("default (tiny:text-classification)", ""),
@@ -500,7 +501,7 @@ def test_hybrid_tab_has_both_pickers_and_the_endpoint_both_parameters(settings: 
     text = json.dumps(config, default=str)
     assert "Tiny random-weight model</b> (<code>tiny:text-classification</code>)" in text  # its model's note
     assert "Without a model of its own it uses other tabs (echo: Model echo); pick their models below." in text
-    labels = [c["props"].get("label") for c in config["components"] if c.get("type") == "dropdown"]
+    labels = [english(c["props"].get("label")) for c in config["components"] if c.get("type") == "dropdown"]
     assert labels.count("Echo model") == 2 and "Model" in labels  # echo-user's and the hybrid's; its own model
     handlers = {f.api_name: f.fn for f in (demo.fns.values() if isinstance(demo.fns, dict) else demo.fns)}
     assert list(handlers["hybrid_echo"]("hi", "parts", "tiny:token-classification", "")) == [

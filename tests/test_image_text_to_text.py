@@ -21,6 +21,7 @@ from plugins.image_text_to_text import (CAPTION, CAPTION_PROMPT, CAPTION_SYSTEM_
 from plugins.image_to_text import ImageToText
 from zoo import cli
 from zoo.errors import InvalidInput, ModelNotAllowed, UnknownPlugin
+from zoo.i18n import english
 from zoo.plugin import Image, Json, Plugin, RunContext, Text
 from zoo.registry import Registry, declaration_problems
 from zoo.runner import Zoo
@@ -253,7 +254,7 @@ def test_tab_labels_pickers_and_endpoint(settings: Settings) -> None:
     text = json.dumps(config, default=str)  # a Chatbot prop holds a callback
     assert "Tiny random-weight model</b> (<code>tiny:image-text-to-text</code>)" in text  # the tab note
     assert "Without a model of its own it uses other tabs (captioner: Image captioning, chat: Chat)" in text
-    pickers = {c["props"].get("label"): c["props"] for c in config["components"] if c.get("type") == "dropdown"}
+    pickers = {english(c["props"].get("label")): c["props"] for c in config["components"] if c.get("type") == "dropdown"}
     assert pickers["Model"]["value"] == TINY_VLM
     assert tuple(pickers["Captioner model"]["choices"][0]) == ("default (tiny:image-to-text)", "")
     assert tuple(pickers["Chat model"]["choices"][0]) == ("default (tiny:causal-lm)", "")

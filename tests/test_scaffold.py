@@ -43,6 +43,7 @@ import pytest
 
 from zoo import Int, Json, Plugin, Text
 from zoo.cli import main
+from zoo.i18n import english
 from zoo.scaffold import ScaffoldError, check_name, new_plugin
 from zoo.testing import check_outputs, check_plugin, zoo_for
 
@@ -402,7 +403,7 @@ def test_installed_plugins_are_tabs_and_endpoints(installed: Installed, tmp_path
                        timeout=180)
     try:
         config = json.loads(_get(server.url + "config"))
-        tabs = {c["props"].get("label") for c in config["components"] if c.get("type") == "tabitem"}
+        tabs = {english(c["props"].get("label")) for c in config["components"] if c.get("type") == "tabitem"}
         assert {"Word count", "Text statistics", "Describe this audio", "YOLOS detection"} <= tabs, tabs
         client = Client(server.url, verbose=False)
         api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]

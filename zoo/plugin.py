@@ -620,6 +620,8 @@ class Plugin:
     # "embeddings", ...); the route then speaks the fields that route's handler documents.
     openai: ClassVar[tuple[str, ...]] = ()
     mcp: ClassVar[bool] = True  # False: the endpoint is not an MCP tool (it stays in the HTTP API)
+    # locale ("zh-CN") -> {English text -> translation}, for the plugin's own strings (zoo.i18n.plugin_strings)
+    translations: ClassVar[Mapping[str, Mapping[str, str]]] = {}
 
     @classmethod
     def endpoint(cls) -> str:

@@ -27,6 +27,7 @@ from typing import Any, Iterable, Mapping
 
 from zoo.errors import PluginLoadError, UnknownPlugin
 from zoo.kinds import ModelKind, get_kind, register_kind
+from zoo.i18n import translation_problems
 from zoo.plugin import API_VERSION, Field, ModelChoices, Plugin, part_model_name
 
 log = logging.getLogger(__name__)
@@ -384,6 +385,8 @@ def declaration_problems(cls: type) -> list[str]:
         unknown = set(example) - set(names) - set(parts) - ({"model"} if cls.models is not None else set())
         if unknown:
             problems.append(f"example uses unknown fields {sorted(unknown)}")
+    if not problems:  # the strings are read from the fields, so only once those are right
+        problems += translation_problems(cls)
     return problems
 
 

@@ -249,6 +249,8 @@ class {cls}(Plugin):
         {{"text": "Hello from a new plugin"}},
         {{"text": "the quick brown fox", "case": "title"}},
     )
+    # The tab's text in another language (title, description, labels, info, placeholders: the exact English):
+    # translations = {{"zh-CN": {{"Result": "结果", "Type some text…": "输入一些文字…"}}}}
 
     def run(self, model: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         """`model` is None: this plugin declares none."""
@@ -290,6 +292,8 @@ class {cls}(Plugin):
         Json("details", label="Details"),
     )
     examples = ({{"text": "Hello from a new plugin"}},)
+    # The tab's text in another language (title, description, labels, info, placeholders: the exact English):
+    # translations = {{"zh-CN": {{"Tokens": "词元", "Type some text…": "输入一些文字…"}}}}
 
     def run(self, model: Any, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         tokenizer = getattr(model.model, "tokenizer", None)

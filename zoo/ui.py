@@ -22,6 +22,7 @@ from typing import Any, Callable, Collection, Iterator, Mapping, Sequence
 from zoo import plugin as P
 from zoo.auth import auth_middleware
 from zoo.errors import Cancelled, ZooError, redact_paths
+from zoo.i18n import Catalog, locale_middleware, switch_html
 from zoo.mcp import mcp_lifespan, tool_doc, tool_endpoints
 from zoo.models.devices import describe_device
 from zoo.models.refs import parse_ref
@@ -41,6 +42,7 @@ STREAM_INTERVAL = 0.1  # seconds between streamed UI updates: 10 a second reads 
 
 CSS = """
 .zoo-header h1 {margin-bottom: 0.2em}
+.zoo-languages {text-align: right; font-size: 0.9em}
 .zoo-model-note {font-size: 0.9em; opacity: 0.85}
 .zoo-tiny {border-left: 4px solid #f59e0b; padding-left: 0.6em}
 .zoo-quarantine {border-left: 4px solid #dc2626; padding-left: 0.6em}
@@ -69,10 +71,13 @@ def user_error(exc: BaseException, task: str) -> Exception:
                     "details; other tabs keep working.", title="Something went wrong", print_exception=False)
 
 
-def component(field: P.Field, limits: P.Limits, *, output: bool = False, render: bool = True) -> Any:
-    """The gradio component for a declared field."""
+def component(field: P.Field, limits: P.Limits, *, output: bool = False, render: bool = True,
+              text: Catalog | None = None) -> Any:
+    """The gradio component for a declared field; its label, info and placeholder through `text` (translated)."""
     import gradio as gr
 
+    if text is not None:
+        field = _shown(field, text)
     common: dict[str, Any] = dict(label=field.title, render=render)
     if output:
         common["interactive"] = False  # outputs are read-only, numbers and switches included
@@ -140,6 +145,18 @@ def component(field: P.Field, limits: P.Limits, *, output: bool = False, render:
     raise TypeError(f"No gradio component for field type {type(field).__name__}")
 
 
+def _shown(field: P.Field, text: Catalog) -> Any:
+    """The field with its label, info and placeholder as translation markers (a copy; the declaration stays)."""
+    import dataclasses
+
+    changes: dict[str, Any] = {"label": text(field.title)}
+    if field.info:
+        changes["info"] = text(field.info)
+    if getattr(field, "placeholder", None):
+        changes["placeholder"] = text(field.placeholder)
+    return dataclasses.replace(field, **changes)
+
+
 # Columns that hold a number or a short tag; the others (text, passages) get the room left.
 NARROW_COLUMNS = {"rank", "score", "start", "end", "index", "id", "count", "label", "seconds", "confidence",
                   "probability", "similarity", "time", "duration", "tokens"}
@@ -158,19 +175,28 @@ def column_widths(headers: Sequence[str]) -> list[str] | None:
     return [f"{narrow_share}%" if n else f"{wide_share:g}%" for n in narrow]
 
 
-def model_note(zoo: Zoo, plugin: P.Plugin, ref: str) -> str:
-    """Markdown saying which model runs, where it comes from, and whether it is a tiny random one."""
+def model_note(zoo: Zoo, plugin: P.Plugin, ref: str, text: Catalog | None = None) -> Any:
+    """Markdown saying which model runs, where it comes from, and whether it is a tiny random one (through
+    `text`: a translation marker; without it, the English text)."""
+    catalog = text or Catalog()
     ok, where = zoo.models.availability(ref)
     parsed = parse_ref(ref)
     name = f"[{ref}]({parsed.hub_url})" if parsed.hub_url else f"`{ref}`"
     mirror = _packaged_mirror(parsed)
     if mirror is not None:  # a packaged copy: link the Hub page of the model it is a copy of
-        name += f" (a copy of [{mirror.name}]({mirror.hub_url}))"
+        name = catalog.render("{name} (a copy of [{mirror}]({url}))", name=name, mirror=mirror.name,
+                              url=mirror.hub_url)
     if parsed.scheme == "tiny":
-        return (f"<div class='zoo-tiny'>⚠️ <b>Tiny random-weight model</b> (<code>{html.escape(ref)}</code>): "
-                "outputs are noise. It shows the plumbing offline; pick a real model for real results.</div>")
-    status = f"runs from the {where}" if ok else f"**not available here**: {where}"
-    return f"<span class='zoo-model-note'>Model: {name} — {status}.</span>"
+        note = catalog.render("<div class='zoo-tiny'>⚠️ <b>Tiny random-weight model</b> (<code>{ref}</code>): "
+                              "outputs are noise. It shows the plumbing offline; pick a real model for real "
+                              "results.</div>", ref=html.escape(ref))
+    elif ok:
+        note = catalog.render("<span class='zoo-model-note'>Model: {name} — runs from the {where}.</span>",
+                              name=name, where=where)
+    else:
+        note = catalog.render("<span class='zoo-model-note'>Model: {name} — **not available here**: {where}.</span>",
+                              name=name, where=where)
+    return catalog(note) if text is not None else note.english
 
 
 def _packaged_mirror(parsed: Any) -> Any:
@@ -185,20 +211,26 @@ def _packaged_mirror(parsed: Any) -> Any:
     return mirror if mirror is not None and mirror.hub_url else None
 
 
-def composition_note(zoo: Zoo, plugin: P.Plugin, hybrid: bool = False) -> str:
+def composition_note(zoo: Zoo, plugin: P.Plugin, hybrid: bool = False, text: Catalog | None = None) -> Any:
     """Markdown for a tab without a model of its own (or a `hybrid` one, with a model and `uses`): the tasks it
-    uses, or why it cannot run here."""
+    uses, or why it cannot run here (through `text`: a translation marker; without it, the English text)."""
+    catalog = text or Catalog()
     problem = zoo.composition_problem(plugin)
     if problem is not None:
-        return (f"<div class='zoo-quarantine'>⚠️ {_html_code(problem.message)}<br><b>Fix:</b> "
-                f"{_html_code(problem.fix or '')}</div>")
-    if not plugin.uses:
-        return "<span class='zoo-model-note'>Runs no model: it computes its outputs here.</span>"
-    steps = ", ".join(f"{part.replace('_', ' ')}: {zoo.registry.get(task).title}" for part, task in plugin.uses.items())
-    if hybrid:
-        return (f"<span class='zoo-model-note'>Without a model of its own it uses other tabs ({steps}); "
-                "pick their models below.</span>")
-    return f"<span class='zoo-model-note'>Uses other tabs ({steps}); pick their models below.</span>"
+        note = catalog.render("<div class='zoo-quarantine'>⚠️ {message}<br><b>Fix:</b> {fix}</div>",
+                              message=_html_code(problem.message), fix=_html_code(problem.fix or ""))
+    elif not plugin.uses:
+        note = catalog.render("<span class='zoo-model-note'>Runs no model: it computes its outputs here.</span>")
+    else:
+        steps = [catalog.render("{part}: {title}", part=part.replace("_", " "),
+                                title=catalog.word(zoo.registry.get(task).title)) for part, task in plugin.uses.items()]
+        joined = catalog.render(", ".join(f"{{s{i}}}" for i in range(len(steps))),
+                                **{f"s{i}": step for i, step in enumerate(steps)})
+        note = catalog.render("<span class='zoo-model-note'>Without a model of its own it uses other tabs ({steps}); "
+                              "pick their models below.</span>" if hybrid else
+                              "<span class='zoo-model-note'>Uses other tabs ({steps}); pick their models below.</span>",
+                              steps=joined)
+    return catalog(note) if text is not None else note.english
 
 
 def api_snippet(plugin: P.Plugin, values: dict[str, Any], url: str = "http://127.0.0.1:7860/") -> str:
@@ -221,10 +253,16 @@ def api_snippet(plugin: P.Plugin, values: dict[str, Any], url: str = "http://127
     files = any(k in media or isinstance(fields.get(k), P.ImageMask) for k in values)
     imports = "Client, handle_file" if files else "Client"
     call = "".join(f"    {a},\n" for a in args)  # one argument a line: long examples stay readable
-    return (f"```python\nfrom gradio_client import {imports}\n\n"
-            f"client = Client({url!r})\n"
-            f"result = client.predict(\n{call})\nprint(result)\n```\n"
-            "Every option of the tab is a keyword argument too; the API page (footer) lists them.")
+    return API_SNIPPET.format(code=_api_code(imports, url, call))
+
+
+def _api_code(imports: str, url: str, call: str) -> str:
+    return (f"from gradio_client import {imports}\n\nclient = Client({url!r})\n"
+            f"result = client.predict(\n{call})\nprint(result)\n")
+
+
+API_SNIPPET = ("```python\n{code}```\nEvery option of the tab is a keyword argument too; the API page (footer) "
+               "lists them.")
 
 
 SAMPLE_SPEECH = "Welcome to the model zoo. Press run to turn this sentence into text."
@@ -464,9 +502,11 @@ _PASSED_BY_GRADIO = object()
 class TabBuilder:
     """Builds one plugin's tab; its helpers are there for plugins with their own UI."""
 
-    def __init__(self, zoo: Zoo, plugin: P.Plugin):
+    def __init__(self, zoo: Zoo, plugin: P.Plugin, text: Catalog | None = None):
         self.zoo = zoo
         self.plugin = plugin
+        #: The app's texts: `self.text("English")` is what a component shows (translated in the browser).
+        self.text = text if text is not None else Catalog([plugin])
         self.inputs: dict[str, Any] = {}
         self.outputs: list[Any] = []
 
@@ -475,24 +515,30 @@ class TabBuilder:
         """Description and model note."""
         import gradio as gr
 
-        gr.Markdown(f"### {self.plugin.title}\n{self.plugin.description}")
+        t = self.text
+        gr.Markdown(t("### {title}\n{description}", title=t.word(self.plugin.title),
+                      description=t.word(self.plugin.description)))
         if self.plugin.models is None:  # no model of its own: say what it uses, or why it cannot run
-            self.note = gr.Markdown(composition_note(self.zoo, self.plugin))
+            self.note = gr.Markdown(composition_note(self.zoo, self.plugin, text=t))
             return
-        self.note = gr.Markdown(model_note(self.zoo, self.plugin, self.zoo.default_model(self.plugin)))
+        self.note = gr.Markdown(model_note(self.zoo, self.plugin, self.zoo.default_model(self.plugin), text=t))
         if self.plugin.uses:  # a hybrid: its model, and the tabs it uses when it runs without it
-            self.parts_note = gr.Markdown(composition_note(self.zoo, self.plugin, hybrid=True))
+            self.parts_note = gr.Markdown(composition_note(self.zoo, self.plugin, hybrid=True, text=t))
 
     def model_picker(self) -> Any:
         """The model dropdown: defaults and the known list; custom ids where allowed."""
         import gradio as gr
 
+        t = self.text
         custom = self.plugin.models.allow_custom and self.zoo.settings.allow_custom_models
-        picker = gr.Dropdown(choices=self.zoo.model_choices(self.plugin), value=self.zoo.default_model(self.plugin),
-                             allow_custom_value=custom, label="Model",
-                             info="Type a Hub id to try another model" if custom else None)
-        picker.change(lambda ref: model_note(self.zoo, self.plugin, ref) if ref else "", picker, self.note,
-                      api_visibility="private", queue=False)
+        choices = self.zoo.model_choices(self.plugin)
+        for ref in choices:  # the notes a pick shows, translated too (the translations are fixed at launch)
+            model_note(self.zoo, self.plugin, ref, text=t)
+        picker = gr.Dropdown(choices=choices, value=self.zoo.default_model(self.plugin),
+                             allow_custom_value=custom, label=t("Model"),
+                             info=t("Type a Hub id to try another model") if custom else None)
+        picker.change(lambda ref: str(model_note(self.zoo, self.plugin, ref, text=t)) if ref else "", picker,
+                      self.note, api_visibility="private", queue=False)
         return picker
 
     def pickers(self) -> dict[str, Any]:
@@ -505,25 +551,29 @@ class TabBuilder:
         """A composite part's model dropdown: the used task's choices; "" (its default) first."""
         import gradio as gr
 
-        label = f"{part.replace('_', ' ').capitalize()} model"
+        t = self.text
+        label = t("{part} model", part=part.replace('_', ' ').capitalize())
         if task.replace("_", "-") not in self.zoo.registry:  # the tab's note says what is missing
             return gr.Dropdown(choices=[("not served here", "")], value="", label=label, interactive=False,
-                               info=f"No plugin for {task} is served here")
+                               info=t("No plugin for {task} is served here", task=task))
         used = self.zoo.registry.get(task)
         if used.models is None:
             return gr.Dropdown(choices=[("no model", "")], value="", label=label, interactive=False)
         default = self.zoo.default_model(used)
         custom = used.models.allow_custom and self.zoo.settings.allow_custom_models
         choices = [(f"default ({default})", "")] + [(m, m) for m in self.zoo.model_choices(used)]
+        info = "For the {title} step; type a Hub id to try another model" if custom else "For the {title} step"
         return gr.Dropdown(choices=choices, value="", allow_custom_value=custom, label=label,
-                           info=f"For the {used.title} step" + ("; type a Hub id to try another model" if custom else ""))
+                           info=t(info, title=t.word(used.title)))
 
     def api_help(self, values: dict[str, Any]) -> None:
         """The 'Use via API' note."""
         import gradio as gr
 
-        with gr.Accordion("Use via API", open=False):
-            gr.Markdown(api_snippet(self.plugin, values, self.api_url()))
+        with gr.Accordion(self.text("Use via API"), open=False):
+            snippet = api_snippet(self.plugin, values, self.api_url())
+            code = snippet[len("```python\n"):snippet.rindex("```\n")]
+            gr.Markdown(self.text(API_SNIPPET, code=code))
 
     def api_url(self) -> str:
         """The address a gradio_client on this machine would use."""
@@ -596,7 +646,8 @@ class TabBuilder:
     # (chat, semantic search), so every tab shares one layout and one way to wire the endpoint.
     def input_fields(self, fields: Sequence[P.Field] | None = None) -> dict[str, Any]:
         """Components for the plugin's inputs (or `fields`), added to `self.inputs`; returned by name."""
-        made = {f.name: component(f, self.zoo.limits) for f in (self.plugin.inputs if fields is None else fields)}
+        made = {f.name: component(f, self.zoo.limits, text=self.text)
+                for f in (self.plugin.inputs if fields is None else fields)}
         self.inputs.update(made)
         return made
 
@@ -606,8 +657,8 @@ class TabBuilder:
 
         task = self.plugin.task
         with gr.Row():
-            run_btn = gr.Button("Run", variant="primary", scale=3, elem_id=f"zoo-{task}-run")
-            stop_btn = gr.Button("Stop", variant="stop", scale=1, visible=self.plugin.can_stream,
+            run_btn = gr.Button(self.text("Run"), variant="primary", scale=3, elem_id=f"zoo-{task}-run")
+            stop_btn = gr.Button(self.text("Stop"), variant="stop", scale=1, visible=self.plugin.can_stream,
                                  elem_id=f"zoo-{task}-stop")
         return run_btn, stop_btn
 
@@ -615,7 +666,7 @@ class TabBuilder:
         """The plugin's options (or `fields`) folded away under "Advanced options", added to `self.inputs`."""
         import gradio as gr
 
-        with gr.Accordion("Advanced options", open=False):
+        with gr.Accordion(self.text("Advanced options"), open=False):
             return self.input_fields(self.plugin.options if fields is None else fields)
 
     def inputs_column(self, run_buttons: Callable[[], tuple[Any, Any | None]] | None = None
@@ -635,7 +686,7 @@ class TabBuilder:
 
     def outputs_column(self) -> list[Any]:
         """Read-only components for the plugin's outputs, as `self.outputs`."""
-        self.outputs = [component(f, self.zoo.limits, output=True) for f in self.plugin.outputs]
+        self.outputs = [component(f, self.zoo.limits, output=True, text=self.text) for f in self.plugin.outputs]
         return self.outputs
 
     def api_endpoint(self, listen: Callable[..., Any]) -> Any:
@@ -673,7 +724,7 @@ class TabBuilder:
             # Only the columns some example sets: a table of defaults would hide what matters.
             shown = [n for n in components if any(n in ex for ex in examples)] if names is None else list(names)
             rows = [[ex.get(n, self._default(n)) for n in shown] for ex in examples]
-            gr.Examples(rows, inputs=[components[n] for n in shown], label="Examples",
+            gr.Examples(rows, inputs=[components[n] for n in shown], label=self.text("Examples"),
                         elem_id=f"zoo-{plugin.task}-examples")
         return examples
 
@@ -737,15 +788,17 @@ def _html_code(text: str) -> str:
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
 
 
-def quarantine_tab(q: Quarantined) -> None:
+def quarantine_tab(q: Quarantined, text: Catalog | None = None) -> None:
     """A broken plugin's tab: the error and the fix, details folded away."""
     import gradio as gr
 
-    gr.Markdown(f"<div class='zoo-quarantine'><h3>⚠️ Plugin <code>{html.escape(q.name)}</code> is unavailable</h3>"
-                f"<p><b>Error:</b> {_html_code(q.error)}</p><p><b>Fix:</b> {_html_code(q.fix)}</p>"
-                f"<p>Source: {html.escape(q.source)}. Every other tab keeps working.</p></div>")
-    with gr.Accordion("Details", open=False):
-        gr.Code(q.details, language=None, label="Traceback")
+    t = text or Catalog()
+    gr.Markdown(t("<div class='zoo-quarantine'><h3>⚠️ Plugin <code>{name}</code> is unavailable</h3>"
+                  "<p><b>Error:</b> {error}</p><p><b>Fix:</b> {fix}</p><p>Source: {source}. Every other tab "
+                  "keeps working.</p></div>", name=html.escape(q.name), error=_html_code(q.error),
+                  fix=_html_code(q.fix), source=html.escape(q.source)))
+    with gr.Accordion(t("Details"), open=False):
+        gr.Code(q.details, language=None, label=t("Traceback"))
 
 
 def build_demo(zoo: Zoo | None = None) -> Any:
@@ -753,30 +806,34 @@ def build_demo(zoo: Zoo | None = None) -> Any:
     import gradio as gr
 
     zoo = zoo or Zoo()
+    t = Catalog.for_registry(zoo.registry)  # every text shown, in every language (see zoo.i18n)
     device = describe_device(zoo.settings.device)
-    mode = "every tab on its tiny random-weight model" if zoo.settings.tiny else (
+    mode = t.word("every tab on its tiny random-weight model" if zoo.settings.tiny else (
         "offline (packaged models and the local cache)" if zoo.settings.hub_offline
-        else "online (models come from the Hugging Face Hub)")
+        else "online (models come from the Hugging Face Hub)"))
     broken = len(zoo.registry.quarantined)
-    tabs = f"{len(zoo.registry)} tabs" + (f", {broken} unavailable (marked ⚠️)" if broken else "")
+    tabs = t.render("{count} tabs, {broken} unavailable (marked ⚠️)" if broken else "{count} tabs",
+                    count=len(zoo.registry), broken=broken)
     with gr.Blocks(title="Model Zoo", analytics_enabled=False) as demo:
-        gr.Markdown(f"# Model Zoo\nOpen models for text, speech and images in one app, one tab per task. "
-                    f"Pick a tab, click an example, press **Run**.\n\n"
-                    f"Running on **{device}**, {mode} · {tabs}.", elem_classes=["zoo-header"])
+        gr.HTML(switch_html(), elem_id="zoo-languages")
+        gr.Markdown(t("# Model Zoo\nOpen models for text, speech and images in one app, one tab per task. "
+                      "Pick a tab, click an example, press **Run**.\n\nRunning on **{device}**, {mode} · {tabs}.",
+                      device=device, mode=mode, tabs=tabs), elem_classes=["zoo-header"])
         with gr.Tabs():
             for plugin in zoo.registry.plugins():
-                with gr.Tab(plugin.title, id=plugin.task, elem_id=f"tab-{plugin.task}") as tab:
-                    builder = TabBuilder(zoo, plugin)
+                with gr.Tab(t(plugin.title), id=plugin.task, elem_id=f"tab-{plugin.task}") as tab:
+                    builder = TabBuilder(zoo, plugin, t)
                     if not plugin.build_ui(builder):
                         builder.build()
                     builder.tag()
                 refresh_pickers(tab, builder)
             for q in zoo.registry.quarantined:
                 with gr.Tab(f"⚠️ {q.name}", elem_id=f"tab-broken-{q.name}"):
-                    quarantine_tab(q)
-        gr.Markdown("Each tab is also an HTTP endpoint: open **Use via API** in a tab, or the API page "
-                    "linked below, to call it with `gradio_client`.")
+                    quarantine_tab(q, t)
+        gr.Markdown(t("Each tab is also an HTTP endpoint: open **Use via API** in a tab, or the API page "
+                      "linked below, to call it with `gradio_client`."))
     demo.zoo = zoo  # tests and the Space app reach the same Zoo through the demo
+    demo.zoo_text = t  # its texts: `launch` hands gradio their translations (gr.I18n)
     return demo
 
 
@@ -799,6 +856,11 @@ def launch(demo: Any, zoo: Zoo, **kwargs: Any) -> Any:
         kwargs.setdefault("auth", list(zoo.settings.auth))
         app_kwargs["middleware"] = [*app_kwargs.get("middleware", ()),
                                     auth_middleware(zoo.settings.auth, api_key=zoo.settings.api_key)]
+    # The app's text in the browser's language (or the header switch's): see zoo/i18n.py.
+    text = getattr(demo, "zoo_text", None)
+    if text is not None:
+        kwargs.setdefault("i18n", text.gradio())
+        app_kwargs["middleware"] = [*app_kwargs.get("middleware", ()), locale_middleware()]
     # Gradio keeps each session's copy of the page's config (about 0.5 MB with every tab) until
     # `state_session_capacity` newer sessions push it out, and every REST call is a new session:
     # at gradio's default of 10000 that is gigabytes. ZOO_MAX_SESSIONS caps it.
