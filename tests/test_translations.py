@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from zoo.i18n import plugin_strings
 from zoo.registry import Registry
 
 LOCALE = "zh-CN"
@@ -35,23 +36,8 @@ LITERALS = {
 
 
 def strings_of(plugin: Any) -> list[str]:
-    """The translatable strings of a plugin (class or instance), in order, each once: its title, its description,
-    then for every field of `inputs`, `options` and `outputs` its title, its info when set, and its placeholder
-    when the field has one and it is set.
-
-    This mirrors zoo.i18n.plugin_strings (being written on another branch); replace it with that when it lands.
-    """
-    cls = plugin if isinstance(plugin, type) else type(plugin)
-    found = [cls.title]
-    if cls.description:
-        found.append(cls.description)
-    for field in (*cls.inputs, *cls.options, *cls.outputs):
-        found.append(field.title)
-        if field.info:
-            found.append(field.info)
-        if getattr(field, "placeholder", None):
-            found.append(field.placeholder)
-    return list(dict.fromkeys(found))
+    """The translatable strings of a plugin (class or instance): zoo.i18n.plugin_strings, the contract."""
+    return plugin_strings(plugin)
 
 
 def chinese(plugin: Any) -> dict[str, str]:
