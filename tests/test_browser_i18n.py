@@ -105,7 +105,7 @@ def test_a_chinese_browser_reads_the_app_and_a_plugin_in_chinese(browser: Any, a
         _open(page, app.url)
         assert page.evaluate("navigator.language") == "zh-CN"
         assert "模型动物园" in _shows(page, ".zoo-header", "模型动物园")
-        assert "问候" in _tabs(page) and "文本分类" not in _tabs(page)  # the built-in tab has no translation yet
+        assert "问候" in _tabs(page) and "文本分类" in _tabs(page)  # a third-party plugin's title, and a built-in's
         page.locator("div[role=tablist] button[role=tab]", has_text="问候").first.click()
         panel = page.locator("#tab-greet-i18n")
         assert "向某人打招呼。" in _shows(page, "#tab-greet-i18n", "向某人打招呼。")
@@ -114,7 +114,7 @@ def test_a_chinese_browser_reads_the_app_and_a_plugin_in_chinese(browser: Any, a
         assert panel.locator("#zoo-greet-i18n-in-name textarea, #zoo-greet-i18n-in-name input").first \
             .get_attribute("placeholder") == "你的名字"
         # The app's own text on a built-in tab: the buttons and the folded options.
-        page.locator("div[role=tablist] button[role=tab]", has_text="Text classification").first.click()
+        page.locator("div[role=tablist] button[role=tab]", has_text="文本分类").first.click()
         assert _shows(page, "#zoo-text-classification-run", "运行").strip() == "运行"
         assert "高级选项" in _shows(page, "#tab-text-classification", "高级选项")
         assert "微型随机权重模型" in page.locator("#tab-text-classification").inner_text()  # the tiny model's note
