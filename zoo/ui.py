@@ -923,6 +923,9 @@ def build_demo(zoo: Zoo | None = None) -> Any:
     broken = len(zoo.registry.quarantined)
     tabs = f"{len(zoo.registry)} tabs" + (f", {broken} unavailable (marked ⚠️)" if broken else "")
     with gr.Blocks(title="Model Zoo", analytics_enabled=False) as demo:
+        # The queue is set while the Blocks is still empty: queue() rebuilds the server app, which costs as much
+        # as the page has components (a second of cold start with every tab, when called after them).
+        demo.queue(max_size=zoo.settings.max_queue, default_concurrency_limit=zoo.settings.max_concurrency_per_model)
         gr.Markdown(f"# Model Zoo\nOpen models for text, speech and images in one app, one tab per task. "
                     f"Pick a tab, click an example, press **Run**.\n\n"
                     f"Running on **{device}**, {mode} · {tabs}.", elem_classes=["zoo-header"])
@@ -949,7 +952,8 @@ def build_demo(zoo: Zoo | None = None) -> Any:
 
 def launch(demo: Any, zoo: Zoo, **kwargs: Any) -> Any:
     """Queue and launch with the zoo's limits (queue size, upload size, sessions kept, output age)."""
-    demo.queue(max_size=zoo.settings.max_queue, default_concurrency_limit=zoo.settings.max_concurrency_per_model)
+    if getattr(demo, "zoo", None) is not zoo:  # build_demo set the queue of its own demo already
+        demo.queue(max_size=zoo.settings.max_queue, default_concurrency_limit=zoo.settings.max_concurrency_per_model)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     app_kwargs = dict(kwargs.pop("app_kwargs", None) or {})
     if zoo.settings.output_ttl > 0:
