@@ -766,12 +766,13 @@ def grouped_plugins(plugins: Sequence[P.Plugin]) -> dict[str, list[P.Plugin]]:
 def tab_names(plugins: Sequence[P.Plugin]) -> dict[str, tuple[str, str | None]]:
     """What `?tab=` may say, lower-case with "-" for "_": each task, each endpoint name (`chat`) and each
     group id, mapped to (group, task); a group's task is None (its first tab)."""
-    names: dict[str, tuple[str, str | None]] = {}
-    for group, members in grouped_plugins(plugins).items():
-        for plugin in members:
-            for name in (plugin.endpoint(), plugin.task):  # the task wins where an endpoint name is another's task
-                names[_tab_key(name)] = (group, plugin.task)
-        names.setdefault(_tab_key(group), (group, None))
+    grouped = grouped_plugins(plugins)
+    names: dict[str, tuple[str, str | None]] = {_tab_key(group): (group, None) for group in grouped}
+    # Endpoint names first, then tasks: a task wins over a group or endpoint that is spelt the same.
+    for key in ("endpoint", "task"):
+        for group, members in grouped.items():
+            for plugin in members:
+                names[_tab_key(plugin.endpoint() if key == "endpoint" else plugin.task)] = (group, plugin.task)
     return names
 
 
