@@ -196,7 +196,6 @@ def test_every_plugin_tab_has_a_share_button_that_sends_its_inputs_then_links_th
     for task in demo.zoo.registry.tasks():
         button = blocks[f"zoo-{task}-share"]
         assert isinstance(button, gr.DeepLinkButton) and button.get_block_name() == "button"
-        assert f"zoo-{task}-share-link" in blocks
         clicks = [fn for fn in demo.fns.values() if any(t[0] == button._id for t in fn.targets)]
         assert clicks, f"{task}: the share button has no click"
         chain = [fn for fn in demo.fns.values() if fn.js and f'"tab", "{task}"' in fn.js]

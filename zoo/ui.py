@@ -826,7 +826,9 @@ def link_tabs(demo: Any, names: Mapping[str, tuple[str, str | None]], outer: Any
 
 
 # The share button's click, after the tab's inputs went to the server: gradio's deep link (a snapshot of this
-# session's component values) plus `tab=<task>`, into the clipboard where the page may write it, and shown.
+# session's component values) plus `tab=<task>`, into the clipboard; where the page may not write there (plain
+# http from another machine), in a prompt to copy it from. The link also goes into the address bar, so that the
+# browser's own share and bookmark take it too.
 _SHARE_JS = """
 async () => {
   const url = new URL(window.location.href);
@@ -837,24 +839,26 @@ async () => {
   const saved = response.ok ? (await response.text()).replace(/^"|"$/g, "") : "";
   if (saved) url.searchParams.set("deep_link", saved);
   const link = url.toString();
+  window.history.replaceState(null, "", link);
   try {
     await navigator.clipboard.writeText(link);
-    return [COPIED, link];
-  } catch (error) {  // no clipboard here (plain http from another machine): the link shows beside the button
-    return [LABEL, link];
+  } catch (error) {
+    window.prompt("Copy this link:", link);
   }
+  return COPIED;
 }
 """
 
 SHARE_LABEL, SHARE_COPIED = "Share", "Link copied"
 
 
-def share_button(builder: "TabBuilder") -> tuple[Any, Any]:
-    """The tab's share row: a gr.DeepLinkButton that copies, and a box that shows, a link opening this tab with
-    its inputs as they are now. Returns (button, link box).
+def share_button(builder: "TabBuilder") -> Any:
+    """The tab's share button (`zoo-<task>-share`): a gr.DeepLinkButton that copies a link opening this tab with
+    its inputs as they are now, run or not.
 
     Gradio's own DeepLinkButton links the values the server last saw, and a value typed but never run is not
-    among them; this one sends the tab's inputs first, then asks for the link, and adds `?tab=`.
+    among them; this one sends the tab's inputs first, then asks for the link, and adds `?tab=`. (One button and
+    no link box: each component a tab adds costs every cold start.)
     """
     import json
 
@@ -863,22 +867,17 @@ def share_button(builder: "TabBuilder") -> tuple[Any, Any]:
     task = builder.plugin.task
     # An image editor's value is an upload held for the next run (TabBuilder.handler takes it): never remembered.
     remembered = [c for c in builder.inputs.values() if not isinstance(c, gr.ImageEditor)]
-    with gr.Row(equal_height=True, elem_classes=["zoo-share"]):
-        button = _share_button_class()(SHARE_LABEL, SHARE_COPIED, size="sm", scale=0, min_width=120)
-        button.elem_id = f"zoo-{task}-share"
-        link = gr.Textbox(show_label=False, interactive=False, container=False, scale=4, buttons=["copy"],
-                          placeholder="Share makes a link to this tab with its inputs as they are now",
-                          elem_id=f"zoo-{task}-share-link")
-    js = (_SHARE_JS.replace("TASK", json.dumps(task)).replace("COPIED", json.dumps(SHARE_COPIED))
-          .replace("LABEL", json.dumps(SHARE_LABEL)))
+    button = _share_button_class()(SHARE_LABEL, SHARE_COPIED, size="sm")
+    button.elem_id = f"zoo-{task}-share"
+    js = _SHARE_JS.replace("TASK", json.dumps(task)).replace("COPIED", json.dumps(SHARE_COPIED))
     private = dict(api_visibility="private", queue=False)
     # The inputs go in as sent (no preprocessing): gradio records them in the session, which the link snapshots.
     sent = button.click(lambda *values: None, remembered, None, **private, **RAW_INPUTS) if remembered else None
     then = sent.then if sent is not None else button.click
-    then(None, None, [button, link], js=js, **private).then(
+    then(None, None, [button], js=js, **private).then(
         None, None, [button], js=f"() => new Promise(done => setTimeout(() => done({json.dumps(SHARE_LABEL)}), 2000))",
         **private)
-    return button, link
+    return button
 
 
 @functools.lru_cache(maxsize=None)
@@ -899,7 +898,7 @@ def _share_button_class() -> type:
 
 
 def plugin_tab(zoo: Zoo, plugin: P.Plugin) -> None:
-    """One plugin's tab: its body (its own build_ui, or the generated one), a share row, fresh model pickers."""
+    """One plugin's tab: its body (its own build_ui, or the generated one), a share button, fresh model pickers."""
     import gradio as gr
 
     with gr.Tab(plugin.title, id=plugin.task, elem_id=f"tab-{plugin.task}") as tab:
