@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_the_app_with_every_tab_starts_within_1_3_times_a_bare_25_tab_app() -> None:
-    (row,) = measure(runs=3)
+    (row,) = measure(runs=5)  # medians of 5 alternating starts: one busy moment on the machine does not decide it
     assert row["value"] > 0 and row["baseline_value"] > 0
     assert str(BARE_TABS) in row["baseline"] and "24 plugin tabs" in row["name"]
     print(f"\ncold start: zoo {row['value']:.2f} s, bare {row['baseline_value']:.2f} s, ratio {row['ratio']:.3f} "
