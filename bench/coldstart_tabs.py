@@ -3,7 +3,7 @@ HTTP 200, against a bare gradio app of 25 tabs (a textbox, a button and a textbo
 
 The two start alternately, after one untimed start of each (so both find Python's bytecode and the OS's file
 cache warm, and the zoo's bytecode cached, as a user's Python does), and each figure is the median of `runs`
-starts. tests/test_cold_start.py runs the same with fewer.
+starts.
 """
 
 from __future__ import annotations
