@@ -5,8 +5,8 @@ measured side by side in this one process run. Results go to bench/results.json
 and a table in BENCHMARKS.md.
 
     python -m bench                 # everything (about 10 minutes on 2 cores)
-    python -m bench --only textgen  # one section: coldstart, textgen, load, asr, image, concurrency,
-                                    # threads, portable, chatload, workers, finetune
+    python -m bench --only textgen  # one section: coldstart, coldstart_tabs, textgen, load, asr, image,
+                                    # concurrency, threads, portable, chatload, workers, finetune
 """
 
 from __future__ import annotations
@@ -575,6 +575,13 @@ def bench_lora(runs: int) -> list[Row]:
     return [Row(**r) for r in measure(runs)]
 
 
+def bench_coldstart_tabs(runs: int) -> list[Row]:
+    """`python app.py` with every plugin until / answers 200, against a bare 25-tab gradio app (bench/coldstart_tabs.py)."""
+    from bench.coldstart_tabs import measure
+
+    return [Row(**r) for r in measure(runs)]
+
+
 def bench_finetune(runs: int) -> list[Row]:
     """Fine-tuning a text classifier: the zoo's job against transformers.Trainer (bench/fine_tune.py)."""
     from bench.fine_tune import measure
@@ -582,7 +589,7 @@ def bench_finetune(runs: int) -> list[Row]:
     return [Row(**r) for r in measure(max(1, runs // 5))]  # minutes per run: one each at the default --runs 5
 
 
-SECTIONS = {"coldstart": bench_coldstart, "textgen": bench_textgen, "load": bench_load, "asr": bench_asr,
+SECTIONS = {"coldstart": bench_coldstart, "coldstart_tabs": bench_coldstart_tabs, "textgen": bench_textgen, "load": bench_load, "asr": bench_asr,
             "image": bench_image, "concurrency": bench_concurrency, "threads": bench_threads,
             "portable": bench_portable, "chatload": bench_chatload, "workers": bench_workers,
             "document_qa": bench_document_qa, "voice_chat": bench_voice_chat, "lora": bench_lora, "finetune": bench_finetune}

@@ -46,6 +46,7 @@ class AutomaticSpeechRecognition(Plugin):
     api_version = 2
     task = "automatic-speech-recognition"
     title = "Speech recognition"
+    group = "audio"
     description = ("Upload or record speech; Whisper writes it down. Long recordings are transcribed 30 seconds "
                    "at a time. Turn on timestamps for timed segments and subtitles (.srt).")
     order = 40

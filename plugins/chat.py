@@ -120,6 +120,7 @@ class Chat(Plugin):
     api_version = 2
     task = "conversational"
     title = "Chat"
+    group = "text"
     description = ("Talk with an instruct model. The whole conversation is sent with every message, so the model "
                    "remembers earlier turns (the oldest ones are dropped when it outgrows the model's context).")
     order = 11

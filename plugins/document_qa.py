@@ -369,6 +369,7 @@ class DocumentQA(Plugin):
     api_version = 2
     task = "document-qa"
     title = "Ask your documents"
+    group = "text"
     description = ("Upload .txt, .md, .pdf or .html files and ask a question (typed, or spoken into the microphone). "
                    "The files are cut into passages and embedded (cached by content, so the next question is fast); "
                    "the closest passages go to the chat model, which answers citing them like [2]. The cited "

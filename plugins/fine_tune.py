@@ -57,6 +57,7 @@ class FineTune(Plugin):
     api_version = 2
     task = "fine-tune"
     title = "Fine-tune"
+    group = "train"
     description = ("Upload a small dataset (or click an example), name the model and press Run. When it is done "
                    "the model is `trained:NAME` in the matching tab's model list (Text classification, Named "
                    "entities, or Chat and Text generation), over the API and in `zoo list`. Data: "

@@ -20,6 +20,7 @@ class ImageClassification(Plugin):
     api_version = 2
     task = "image-classification"
     title = "Image classification"
+    group = "vision"
     description = ("Upload a picture; the model names what it shows, best labels first (1,000 ImageNet classes "
                    "with the default ViT). Offline no real classifier is packaged: the tab then runs a tiny "
                    "random-weight model, and its labels are noise.")

@@ -114,6 +114,7 @@ class ImageTextToText(Plugin):
     api_version = 2
     task = "image-text-to-text"
     title = "Ask about an image"
+    group = "multimodal"
     description = ("Upload a picture and ask about it; follow-up questions keep the conversation. A vision-language "
                    "model (SmolVLM) looks at the picture when one is reachable. Otherwise (offline, where no real "
                    "one is packaged) `auto` captions the picture with the captioning tab and the chat model answers "

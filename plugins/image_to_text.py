@@ -22,6 +22,7 @@ class ImageToText(Plugin):
     api_version = 2
     task = "image-to-text"
     title = "Image captioning"
+    group = "vision"
     description = ("Upload a picture; the model writes a caption. Optionally give the start of the caption and "
                    "the model continues it. Offline no real captioner is packaged: the tab then runs a tiny "
                    "random-weight model, and its captions are noise.")

@@ -186,6 +186,7 @@ class QuestionAnswering(Plugin):
     api_version = 2
     task = "question-answering"
     title = "Question answering"
+    group = "text"
     description = (
         "Paste a context and ask a question about it. **Extractive** mode picks the answer span out of the "
         "context with a SQuAD model (long contexts are read in overlapping windows); **generative** mode has an "

@@ -47,6 +47,7 @@ class SentenceSimilarity(Plugin):
     api_version = 2
     task = "sentence-similarity"
     title = "Semantic search"
+    group = "text"
     description = ("Paste passages (or upload a .txt file), ask a question; the passages closest in meaning come "
                    f"first, scored by cosine similarity (-1 to 1). {DOCUMENTS_RULE} Offline it runs the packaged "
                    "all-MiniLM-L6-v2 (real weights, Apache-2.0).")

@@ -33,6 +33,7 @@ class Summarization(Plugin):
     api_version = 2
     task = "summarization"
     title = "Summarization"
+    group = "text"
     description = "Paste an article or a report; the model writes a short summary of it."
     order = 51
     model_kind = TEXT2TEXT_GENERATION

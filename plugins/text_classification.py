@@ -19,6 +19,7 @@ class TextClassification(Plugin):
     api_version = 2
     task = "text-classification"
     title = "Text classification"
+    group = "text"
     description = "Type a sentence; the model scores each of its labels (positive or negative, by default)."
     order = 52
     model_kind = TEXT_CLASSIFICATION

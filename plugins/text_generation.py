@@ -24,6 +24,7 @@ class TextGeneration(Plugin):
     api_version = 2
     task = "text-generation"
     title = "Text generation"
+    group = "text"
     description = "Write a prompt; the model continues it, token by token."
     order = 10
     openai = ("completions",)  # served under /v1 too (zoo/openai_api.py)

@@ -47,6 +47,7 @@ class TextToImage(Plugin):
     api_version = 2
     task = "text-to-image"
     title = "Text to image"
+    group = "vision"
     description = (
         "Describe a picture; a diffusion model paints it in a few denoising steps. The same prompt, options and "
         "seed give the same image, and every PNG carries its prompt, seed and settings as metadata. "

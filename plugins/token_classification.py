@@ -38,6 +38,7 @@ class TokenClassification(Plugin):
     api_version = 2
     task = "token-classification"
     title = "Named entities"
+    group = "text"
     description = ("Paste text; the model finds names of people, organisations, places and more, highlights "
                    "them in the text and lists them with their scores.")
     order = 53

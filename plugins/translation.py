@@ -53,6 +53,7 @@ class Translation(Plugin):
     api_version = 2
     task = "translation"
     title = "Translation"
+    group = "text"
     description = ("Translate text between English and another language. With an opus-mt model the pair picks "
                    "the model (`Helsinki-NLP/opus-mt-{src}-{tgt}`); NLLB and T5 models take the pair as an "
                    "instruction. Each line is translated on its own.")

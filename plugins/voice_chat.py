@@ -57,6 +57,7 @@ class VoiceChat(Plugin):
     api_version = 2
     task = "voice-chat"
     title = "Voice chat"
+    group = "audio"
     description = ("Speak to the chat model and hear its answer. Record or upload a question (or type one): speech "
                    "recognition writes it down, the chat model answers with the conversation so far, and a voice "
                    "reads the answer aloud sentence by sentence, starting before the answer is complete.")

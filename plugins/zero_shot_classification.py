@@ -34,6 +34,7 @@ class ZeroShotClassification(Plugin):
     api_version = 2
     task = "zero-shot-classification"
     title = "Zero-shot classification"
+    group = "text"
     description = ("Type a text and the labels to choose from, separated by commas; an NLI model scores how well "
                    "each label fits, with no training on those labels.")
     order = 54

@@ -65,21 +65,62 @@ class ZooPage:
         return self
 
     # ------------------------------------------------------------------ tabs
+    # The tab bar holds a tab per group (`#group-<id>`, zoo.plugin.GROUPS); each holds a tab bar of its plugins'
+    # tabs (`#tab-<task>`). Gradio draws only the open group's tabs.
     def tab_titles(self) -> list[str]:
-        """Every tab's title in order, including those folded into gradio's "More tabs" menu."""
+        """The group tabs' titles, then the open group's tab titles, "More tabs" menus included."""
         # Gradio keeps a hidden copy of the full tab bar to measure overflow; it lists every tab.
         return self.page.evaluate(
             "[...document.querySelectorAll('.tab-container.visually-hidden button')].map(b => b.textContent.trim())")
 
+    def group_titles(self) -> list[str]:
+        """The group tabs' titles, in order."""
+        return self.page.evaluate(
+            "[...document.querySelectorAll('#zoo-groups .tab-container.visually-hidden')][0]"
+            "? [...document.querySelectorAll('#zoo-groups .tab-container.visually-hidden')[0]"
+            ".querySelectorAll('button')].map(b => b.textContent.trim()) : []")
+
+    def open_group(self, title: str) -> Any:
+        """Select a group tab by its title; return its panel (holding that group's tab bar)."""
+        button = self.page.locator("div[role=tablist] button[role=tab][id^='group-']", has_text=title).first
+        button.click()
+        panel = self.page.locator(f"#{button.get_attribute('id').removesuffix('-button')}")
+        panel.wait_for(state="visible", timeout=10_000)
+        panel.locator(".tab-container.visually-hidden").first.wait_for(state="attached", timeout=10_000)
+        return panel
+
+    def open_group_titles(self) -> list[str]:
+        """The tab titles of the open group, "More tabs" menu included."""
+        return self.page.evaluate(
+            "(() => { const open = [...document.querySelectorAll('[id^=group-][role=tabpanel], .tabitem[id^=group-]')]"
+            ".find(p => p.offsetParent !== null);"
+            " const bar = open && open.querySelector('.tab-container.visually-hidden');"
+            " return bar ? [...bar.querySelectorAll('button')].map(b => b.textContent.trim()) : []; })()")
+
+    def tabs_by_group(self) -> dict[str, list[str]]:
+        """{group title: its tab titles}, opening each group in turn."""
+        return {group: (self.open_group(group), self.open_group_titles())[1] for group in self.group_titles()}
+
     def open_tab(self, title: str, panel_id: str) -> Any:
-        """Select a tab by its title, through the overflow menu when it is folded there; return its panel."""
-        bar = self.page.locator("div[role=tablist] button[role=tab]", has_text=title)
-        if bar.count() and bar.first.is_visible():
-            bar.first.click()
-        else:
-            self.page.locator("button[aria-label='More tabs']").click()
-            self.page.locator(".overflow-dropdown button", has_text=title).first.click()
+        """Select a tab by its title, in whichever group holds it (the open group is looked in first), through
+        its group's overflow menu when it is folded there; return its panel."""
         panel = self.page.locator(f"#{panel_id}")
+        if not (panel.count() and panel.first.is_visible()):
+            if title not in self.open_group_titles():
+                for group in self.group_titles():
+                    self.open_group(group)
+                    if title in self.open_group_titles():
+                        break
+                else:
+                    raise AssertionError(f"no group holds a tab titled {title!r}: {self.tabs_by_group()}")
+            group_panel = self.page.locator("[id^=group-]:visible", has=self.page.locator(
+                ".tab-container.visually-hidden button", has_text=title)).last
+            bar = group_panel.locator("div[role=tablist] button[role=tab]", has_text=title)
+            if bar.count() and bar.first.is_visible():
+                bar.first.click()
+            else:
+                group_panel.locator("button[aria-label='More tabs']").first.click()
+                self.page.locator(".overflow-dropdown button", has_text=title).first.click()
         panel.wait_for(state="visible", timeout=10_000)
         return panel
 

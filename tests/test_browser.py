@@ -32,6 +32,7 @@ from zoo.models.devices import describe_device
 from zoo.models.refs import parse_ref
 from zoo.registry import Registry
 from zoo.settings import Settings
+from zoo.ui import SHARE_COPIED, grouped_plugins
 
 pytestmark = pytest.mark.browser
 
@@ -118,9 +119,14 @@ def test_header_and_every_tab(zoo_page: ZooPage) -> None:
     device = describe_device(_SETTINGS.device)
     assert device in header, f"the header does not name the device {device!r}: {header!r}"
     assert "offline" in header
-    expected = [p.title for p in PLUGINS.values()] + [f"⚠️ {BROKEN_NAME}"]
-    assert zoo_page.tab_titles() == expected
+    # A tab per group (zoo.plugin.GROUPS, those with plugins here), each holding its plugins' tabs in tab order,
+    # then the unavailable plugins' group.
+    expected = {P.GROUPS[g]: [p.title for p in members] for g, members in grouped_plugins(list(PLUGINS.values())).items()}
+    expected["⚠️ Unavailable"] = [f"⚠️ {BROKEN_NAME}"]
+    assert zoo_page.group_titles() == list(expected)
+    assert zoo_page.open_group_titles() == next(iter(expected.values()))  # the first group is open
     zoo_page.screenshot("00-home")
+    assert zoo_page.tabs_by_group() == expected
 
 
 def test_broken_plugin_shows_its_error_and_other_tabs_work(zoo_page: ZooPage) -> None:
@@ -180,6 +186,7 @@ def check_furniture(z: ZooPage, panel: Any, plugin: P.Plugin) -> None:
         out = z.field(task, f.name, output=True)
         if isinstance(f, P.Text) and out.count() and out.is_visible():
             assert out.locator("button[aria-label=Copy]").count(), f"{task}: output {f.name} has no copy button"
+    assert panel.locator(f"#zoo-{task}-share").is_visible(), f"{task}: no share button"
     z.open_accordion(panel, "Use via API")
     api = panel.locator("code", has_text="client.predict").first
     api.wait_for(state="visible")
@@ -607,6 +614,97 @@ def test_tab(task: str, zoo_page: ZooPage, tmp_path: Path) -> None:
         assert not zoo_page.error_status(panel) and not zoo_page.error_toasts()
     finally:  # a failing tab leaves its picture too
         zoo_page.screenshot(f"{list(PLUGINS).index(task) + 1:02d}-{task}")
+
+
+# --------------------------------------------------------------------------- groups, links, width
+
+
+def _selected(page: Any, button_id: str) -> bool:
+    return page.locator(f"#{button_id}").get_attribute("aria-selected") == "true"
+
+
+def test_a_tab_link_opens_that_tab_in_its_group(zoo_page: ZooPage, app: AppServer) -> None:
+    page = zoo_page.page
+    for query, group, task in (("chat", "text", "conversational"), ("text-to-speech", "audio", "text-to-speech"),
+                               ("depth_estimation", "vision", "depth-estimation")):
+        if task not in PLUGINS:
+            continue
+        page.goto(f"{app.url}?tab={query}")
+        panel = page.locator(f"#tab-{task}")
+        panel.wait_for(state="visible", timeout=30_000)
+        assert _selected(page, f"group-{group}-button") and _selected(page, f"tab-{task}-button"), query
+        assert plain(PLUGINS[task].description).split(". ")[0] in re.sub(r"\s+", " ", panel.inner_text())
+        assert not page.locator("#zoo-tab-note").is_visible()
+    # An unknown tab: the first tab, and a note naming what was asked and what a link may say.
+    page.goto(f"{app.url}?tab=no-such-tab")
+    note = page.locator("#zoo-tab-note")
+    note.wait_for(state="visible", timeout=30_000)
+    assert "no-such-tab" in note.inner_text() and "opened the first tab" in note.inner_text()
+    first_group, first = next(iter(grouped_plugins(list(PLUGINS.values())).items()))
+    assert page.locator(f"#tab-{first[0].task}").is_visible() and _selected(page, f"group-{first_group}-button")
+    zoo_page.screenshot("97-unknown-tab-link")
+
+
+def test_a_share_link_restores_the_inputs_and_opens_the_tab(browser: Any, app: AppServer) -> None:
+    task = "text-classification" if "text-classification" in PLUGINS else next(
+        t for t, p in PLUGINS.items() if p.inputs and isinstance(p.inputs[0], P.Text) and p.build_ui is P.Plugin.build_ui)
+    plugin, name = PLUGINS[task], PLUGINS[task].inputs[0].name
+    typed = "A share link keeps what was typed here, never run."
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=app.url.rstrip("/"))
+    errors = PageErrors()
+    try:
+        z = ZooPage(context.new_page(), app.url).open()
+        errors.attach(z.page)
+        z.open_tab(plugin.title, f"tab-{task}")
+        z.fill_text(task, name, typed)
+        button = z.page.locator(f"#zoo-{task}-share")
+        button.click()
+        deadline = time.perf_counter() + 15
+        while SHARE_COPIED not in button.inner_text():
+            assert time.perf_counter() < deadline, f"the button says {button.inner_text()!r}"
+            time.sleep(0.05)
+        link = z.page.evaluate("navigator.clipboard.readText()")
+        assert link.startswith(app.url) and f"tab={task}" in link and "deep_link=" in link, link
+        assert z.page.url == link  # the address bar holds it too
+        # A new visitor, in a page of their own, lands on that tab with the text in place.
+        other = ZooPage(context.new_page(), link)
+        errors.attach(other.page)
+        other.page.goto(link)
+        other.page.locator(f"#tab-{task}").wait_for(state="visible", timeout=30_000)
+        field = other.field(task, name).locator("textarea, input").first
+        deadline = time.perf_counter() + 15
+        while field.input_value() != typed:
+            assert time.perf_counter() < deadline, f"the link restored {field.input_value()!r}"
+            time.sleep(0.05)
+        assert _selected(other.page, f"tab-{task}-button")
+        other.screenshot("96-share-link-restored")
+    finally:
+        context.close()
+    assert not errors.entries, "the pages logged JavaScript errors:\n" + "\n".join(errors.entries)
+
+
+def _overflow(page: Any) -> tuple[int, int]:
+    return page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+
+
+def test_every_group_fits_a_1280x800_screen_without_scrolling_sideways(browser: Any, app: AppServer) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        z = ZooPage(context.new_page(), app.url).open()
+        time.sleep(0.5)  # the tab bars measure themselves and fold what does not fit into "More tabs"
+        scroll, client = _overflow(z.page)
+        assert scroll <= client, f"the first view is {scroll} px wide in a {client} px window"
+        for group in z.group_titles():
+            z.open_group(group)
+            time.sleep(0.3)
+            scroll, client = _overflow(z.page)
+            assert scroll <= client, f"group {group}: {scroll} px wide in a {client} px window"
+            bar = z.page.locator("[id^=group-]:visible div[role=tablist]").last
+            box = bar.bounding_box()
+            assert box and box["x"] + box["width"] <= client, f"group {group}: its tab bar runs off the screen"
+    finally:
+        context.close()
 
 
 # --------------------------------------------------------------------------- errors and Stop

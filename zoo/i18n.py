@@ -104,6 +104,7 @@ APP_TEXT: dict[str, str] = {
     "Train": "训练",
     "Models": "模型管理",
     "Other": "其他",
+    "⚠️ Unavailable": "⚠️ 不可用",
 }
 
 _ZH: Mapping[str, Mapping[str, str]] = {"zh-CN": APP_TEXT}

@@ -22,6 +22,17 @@ if TYPE_CHECKING:
 #: registry quarantines a plugin declaring another, or none (zoo.registry.api_version_problem).
 API_VERSION = 2
 
+#: The app's top-level tabs, in order: group id -> title. A plugin names its group (`group = "vision"`);
+#: one that leaves it empty gets one from its fields (`inferred_group`). Anything else is a declaration error.
+GROUPS: Mapping[str, str] = {
+    "text": "Text",
+    "audio": "Audio",
+    "vision": "Vision",
+    "multimodal": "Multimodal",
+    "train": "Train",
+    "models": "Models",
+}
+
 # --------------------------------------------------------------------------- fields
 
 
@@ -586,6 +597,36 @@ class RunContext:
         return idle.wait(timeout)
 
 
+# --------------------------------------------------------------------------- groups
+
+
+def inferred_group(cls: type) -> str:
+    """The group for a plugin that declares none, from its fields: audio anywhere -> "audio"; an image or
+    video with free text both in and out (asking about a picture) -> "multimodal", else -> "vision"; else "text"."""
+    fields = [*getattr(cls, "inputs", ()), *getattr(cls, "options", ()), *getattr(cls, "outputs", ())]
+    if any(isinstance(f, Audio) for f in fields):
+        return "audio"
+    if any(isinstance(f, (Image, ImageMask, Video, Gallery)) for f in fields):
+        text_in = any(isinstance(f, Text) for f in getattr(cls, "inputs", ()))
+        text_out = any(isinstance(f, Text) for f in getattr(cls, "outputs", ()))
+        return "multimodal" if text_in and text_out else "vision"
+    return "text"
+
+
+def group_of(cls: type) -> str:
+    """The group a plugin's tab sits under: its declared `group`, or the inferred one when it declares none."""
+    return getattr(cls, "group", "") or inferred_group(cls)
+
+
+def group_problem(cls: type) -> str:
+    """Why a plugin's declared `group` is not usable ("" when it is empty or a GROUPS id)."""
+    group = getattr(cls, "group", "")
+    if group == "" or (isinstance(group, str) and group in GROUPS):
+        return ""
+    return (f"`group` is {group!r}, which is not a group; use one of {', '.join(GROUPS)} "
+            "(or leave it empty to have it inferred from the fields)")
+
+
 # --------------------------------------------------------------------------- the contract
 
 
@@ -620,6 +661,7 @@ class Plugin:
     # "embeddings", ...); the route then speaks the fields that route's handler documents.
     openai: ClassVar[tuple[str, ...]] = ()
     mcp: ClassVar[bool] = True  # False: the endpoint is not an MCP tool (it stays in the HTTP API)
+    group: ClassVar[str] = ""  # the top-level tab it sits under, a GROUPS id; "" = inferred from its fields
     # locale ("zh-CN") -> {English text -> translation}, for the plugin's own strings (zoo.i18n.plugin_strings)
     translations: ClassVar[Mapping[str, Mapping[str, str]]] = {}
 

@@ -28,7 +28,7 @@ from typing import Any, Iterable, Mapping
 from zoo.errors import PluginLoadError, UnknownPlugin
 from zoo.kinds import ModelKind, get_kind, register_kind
 from zoo.i18n import translation_problems
-from zoo.plugin import API_VERSION, Field, ModelChoices, Plugin, part_model_name
+from zoo.plugin import API_VERSION, Field, ModelChoices, Plugin, group_problem, part_model_name
 
 log = logging.getLogger(__name__)
 
@@ -368,6 +368,8 @@ def declaration_problems(cls: type) -> list[str]:
         if not isinstance(value, kind) or (kind is str and not value):
             problems.append(f"`{attr}` must be a {kind.__name__}, got {value!r}")
     problems += _model_problems(cls)
+    if group_problem(cls):
+        problems.append(group_problem(cls))
     if cls.run is Plugin.run and cls.stream is Plugin.stream:
         problems.append("neither `run` nor `stream` is implemented")
     names = [f.name for f in (*cls.inputs, *cls.options)]

@@ -7,6 +7,7 @@ of): semantic search replaces only the buttons row, chat lays out its own conver
 
 from __future__ import annotations
 
+import functools
 import html
 import inspect
 import logging
@@ -46,6 +47,7 @@ CSS = """
 .zoo-model-note {font-size: 0.9em; opacity: 0.85}
 .zoo-tiny {border-left: 4px solid #f59e0b; padding-left: 0.6em}
 .zoo-quarantine {border-left: 4px solid #dc2626; padding-left: 0.6em}
+.zoo-tab-note {border-left: 4px solid #f59e0b; padding-left: 0.6em}
 /* Highlighted text flows like a paragraph; gradio lays each span out as a box, so a marked span jumps lines. */
 .zoo-highlight .textfield {display: block !important; line-height: 2}
 .zoo-highlight .token-container, .zoo-highlight .token {display: inline !important}
@@ -801,8 +803,171 @@ def quarantine_tab(q: Quarantined, text: Catalog | None = None) -> None:
         gr.Code(q.details, language=None, label=t("Traceback"))
 
 
+#: The top-level tab that holds the quarantined plugins' tabs, after every group.
+UNAVAILABLE_GROUP = "unavailable"
+
+
+def grouped_plugins(plugins: Sequence[P.Plugin]) -> dict[str, list[P.Plugin]]:
+    """The plugins under each group (P.group_of), groups in P.GROUPS order, empty groups left out, plugins in the
+    order given (tab order)."""
+    groups: dict[str, list[P.Plugin]] = {group: [] for group in P.GROUPS}
+    for plugin in plugins:
+        groups[P.group_of(type(plugin))].append(plugin)
+    return {group: members for group, members in groups.items() if members}
+
+
+def tab_names(plugins: Sequence[P.Plugin]) -> dict[str, tuple[str, str | None]]:
+    """What `?tab=` may say, lower-case with "-" for "_": each task, each endpoint name (`chat`) and each
+    group id, mapped to (group, task); a group's task is None (its first tab)."""
+    grouped = grouped_plugins(plugins)
+    names: dict[str, tuple[str, str | None]] = {_tab_key(group): (group, None) for group in grouped}
+    # Endpoint names first, then tasks: a task wins over a group or endpoint that is spelt the same.
+    for key in ("endpoint", "task"):
+        for group, members in grouped.items():
+            for plugin in members:
+                names[_tab_key(plugin.endpoint() if key == "endpoint" else plugin.task)] = (group, plugin.task)
+    return names
+
+
+def _tab_key(name: str) -> str:
+    return name.strip().lower().replace("_", "-")
+
+
+def tab_link_note(wanted: str, names: Mapping[str, tuple[str, str | None]]) -> str:
+    """The note an unknown `?tab=` shows above the default tab: the value, and the names it may take."""
+    tasks = sorted({task for _, task in names.values() if task})
+    return (f"<div class='zoo-tab-note'>⚠️ This link asks for the tab <code>{html.escape(wanted)}</code>, which "
+            "this app does not have, so it opened the first tab. A link opens a tab with "
+            f"<code>?tab=&lt;task&gt;</code>, one of: {', '.join(f'<code>{html.escape(t)}</code>' for t in tasks)}."
+            "</div>")
+
+
+def linked_tab(wanted: str, names: Mapping[str, tuple[str, str | None]]) -> tuple[str | None, str | None, str]:
+    """What `?tab=<wanted>` opens: (group, task, note). Nothing asked: (None, None, ""); a group: its first tab
+    (task None); an unknown name: (None, None, the note naming it and the valid ones)."""
+    wanted = wanted.strip()
+    if not wanted:
+        return None, None, ""
+    if _tab_key(wanted) not in names:
+        return None, None, tab_link_note(wanted, names)
+    group, task = names[_tab_key(wanted)]
+    return group, task, ""
+
+
+def link_tabs(demo: Any, names: Mapping[str, tuple[str, str | None]], outer: Any, nested: Mapping[str, Any],
+              note: Any) -> None:
+    """`/?tab=<task>` (or an endpoint or group name) selects that group and its tab when the page loads;
+    an unknown name leaves the first tab and shows the note."""
+    import gradio as gr
+
+    groups = list(nested)
+
+    def open_linked(request: Any) -> list[Any]:
+        group, task, problem = linked_tab((request.query_params.get("tab") or "") if request is not None else "", names)
+        if problem:
+            return [gr.skip()] * (len(groups) + 1) + [gr.Markdown(problem, visible=True)]
+        if group is None:
+            return [gr.skip()] * (len(groups) + 2)
+        return ([gr.Tabs(selected=f"group-{group}")]
+                + [gr.Tabs(selected=task) if g == group and task else gr.skip() for g in groups]
+                + [gr.Markdown(visible=False)])
+
+    # Gradio passes the request to a parameter annotated gr.Request; this module's annotations are strings
+    # (and gradio is imported lazily), so the annotation is set here.
+    open_linked.__annotations__["request"] = gr.Request
+    demo.load(open_linked, None, [outer, *nested.values(), note], queue=False, api_visibility="private")
+
+
+# The share button's click, after the tab's inputs went to the server: gradio's deep link (a snapshot of this
+# session's component values) plus `tab=<task>`, into the clipboard; where the page may not write there (plain
+# http from another machine), in a prompt to copy it from. The link also goes into the address bar, so that the
+# browser's own share and bookmark take it too.
+_SHARE_JS = """
+async () => {
+  const url = new URL(window.location.href);
+  url.searchParams.delete("deep_link");
+  url.searchParams.delete("__sign");
+  url.searchParams.set("tab", TASK);
+  const response = await fetch(`gradio_api/deep_link?session_hash=${window.__gradio_session_hash__}`);
+  const saved = response.ok ? (await response.text()).replace(/^"|"$/g, "") : "";
+  if (saved) url.searchParams.set("deep_link", saved);
+  const link = url.toString();
+  window.history.replaceState(null, "", link);
+  try {
+    await navigator.clipboard.writeText(link);
+  } catch (error) {
+    window.prompt("Copy this link:", link);
+  }
+  return COPIED;
+}
+"""
+
+SHARE_LABEL, SHARE_COPIED = "Share", "Link copied"
+
+
+def share_button(builder: "TabBuilder") -> Any:
+    """The tab's share button (`zoo-<task>-share`): a gr.DeepLinkButton that copies a link opening this tab with
+    its inputs as they are now, run or not.
+
+    Gradio's own DeepLinkButton links the values the server last saw, and a value typed but never run is not
+    among them; this one sends the tab's inputs first, then asks for the link, and adds `?tab=`. (One button and
+    no link box: each component a tab adds costs every cold start.)
+    """
+    import json
+
+    import gradio as gr
+
+    task = builder.plugin.task
+    # An image editor's value is an upload held for the next run (TabBuilder.handler takes it): never remembered.
+    remembered = [c for c in builder.inputs.values() if not isinstance(c, gr.ImageEditor)]
+    button = _share_button_class()(SHARE_LABEL, SHARE_COPIED, size="sm")
+    button.elem_id = f"zoo-{task}-share"
+    js = _SHARE_JS.replace("TASK", json.dumps(task)).replace("COPIED", json.dumps(SHARE_COPIED))
+    private = dict(api_visibility="private", queue=False)
+    # The inputs go in as sent (no preprocessing): gradio records them in the session, which the link snapshots.
+    sent = button.click(lambda *values: None, remembered, None, **private, **RAW_INPUTS) if remembered else None
+    then = sent.then if sent is not None else button.click
+    then(None, None, [button], js=js, **private).then(
+        None, None, [button], js=f"() => new Promise(done => setTimeout(() => done({json.dumps(SHARE_LABEL)}), 2000))",
+        **private)
+    return button
+
+
+@functools.lru_cache(maxsize=None)
+def _share_button_class() -> type:
+    """gr.DeepLinkButton with the zoo's click (share_button) in place of its own (made once: gradio comes late)."""
+    import gradio as gr
+
+    class ShareButton(gr.DeepLinkButton):
+        """A DeepLinkButton whose click share_button wires (inputs first, then the link)."""
+
+        def activate(self) -> None:
+            """No click of its own: share_button attaches it."""
+
+        def get_block_name(self) -> str:
+            return "button"  # drawn as gr.DeepLinkButton is: a button
+
+    return ShareButton
+
+
+def plugin_tab(zoo: Zoo, plugin: P.Plugin, t: Catalog | None = None) -> None:
+    """One plugin's tab: its body (its own build_ui, or the generated one), a share button, fresh model pickers;
+    its text through the catalog `t` (zoo.i18n)."""
+    import gradio as gr
+
+    t = t or Catalog()
+    with gr.Tab(t(plugin.title), id=plugin.task, elem_id=f"tab-{plugin.task}") as tab:
+        builder = TabBuilder(zoo, plugin, t)
+        if not plugin.build_ui(builder):
+            builder.build()
+        builder.tag()
+        share_button(builder)
+    refresh_pickers(tab, builder)
+
+
 def build_demo(zoo: Zoo | None = None) -> Any:
-    """The whole app: a header, one tab per plugin (and per quarantined plugin), an API footer."""
+    """The whole app: a header, a tab per group (P.GROUPS) holding a tab per plugin, a tab of the quarantined
+    plugins, an API footer; `/?tab=<task>` opens a tab."""
     import gradio as gr
 
     zoo = zoo or Zoo()
@@ -815,23 +980,31 @@ def build_demo(zoo: Zoo | None = None) -> Any:
     tabs = t.render("{count} tabs, {broken} unavailable (marked ⚠️)" if broken else "{count} tabs",
                     count=len(zoo.registry), broken=broken)
     with gr.Blocks(title="Model Zoo", analytics_enabled=False) as demo:
+        # The queue is set while the Blocks is still empty: queue() rebuilds the server app, which costs as much
+        # as the page has components (a second of cold start with every tab, when called after them).
+        demo.queue(max_size=zoo.settings.max_queue, default_concurrency_limit=zoo.settings.max_concurrency_per_model)
         gr.HTML(switch_html(), elem_id="zoo-languages")
         gr.Markdown(t("# Model Zoo\nOpen models for text, speech and images in one app, one tab per task. "
                       "Pick a tab, click an example, press **Run**.\n\nRunning on **{device}**, {mode} · {tabs}.",
                       device=device, mode=mode, tabs=tabs), elem_classes=["zoo-header"])
-        with gr.Tabs():
-            for plugin in zoo.registry.plugins():
-                with gr.Tab(t(plugin.title), id=plugin.task, elem_id=f"tab-{plugin.task}") as tab:
-                    builder = TabBuilder(zoo, plugin, t)
-                    if not plugin.build_ui(builder):
-                        builder.build()
-                    builder.tag()
-                refresh_pickers(tab, builder)
-            for q in zoo.registry.quarantined:
-                with gr.Tab(f"⚠️ {q.name}", elem_id=f"tab-broken-{q.name}"):
-                    quarantine_tab(q, t)
+        note = gr.Markdown(visible=False, elem_id="zoo-tab-note")
+        nested: dict[str, Any] = {}
+        with gr.Tabs(elem_id="zoo-groups") as outer:
+            for group, plugins in grouped_plugins(zoo.registry.plugins()).items():
+                with gr.Tab(t(P.GROUPS[group]), id=f"group-{group}", elem_id=f"group-{group}"):
+                    with gr.Tabs(elem_id=f"zoo-{group}-tabs") as nested[group]:
+                        for plugin in plugins:
+                            plugin_tab(zoo, plugin, t)
+            if zoo.registry.quarantined:
+                with gr.Tab(t("⚠️ Unavailable"), id=f"group-{UNAVAILABLE_GROUP}",
+                            elem_id=f"group-{UNAVAILABLE_GROUP}"):
+                    with gr.Tabs(elem_id=f"zoo-{UNAVAILABLE_GROUP}-tabs"):
+                        for q in zoo.registry.quarantined:
+                            with gr.Tab(f"⚠️ {q.name}", elem_id=f"tab-broken-{q.name}"):
+                                quarantine_tab(q, t)
         gr.Markdown(t("Each tab is also an HTTP endpoint: open **Use via API** in a tab, or the API page "
                       "linked below, to call it with `gradio_client`."))
+        link_tabs(demo, tab_names(zoo.registry.plugins()), outer, nested, note)
     demo.zoo = zoo  # tests and the Space app reach the same Zoo through the demo
     demo.zoo_text = t  # its texts: `launch` hands gradio their translations (gr.I18n)
     return demo
@@ -839,7 +1012,8 @@ def build_demo(zoo: Zoo | None = None) -> Any:
 
 def launch(demo: Any, zoo: Zoo, **kwargs: Any) -> Any:
     """Queue and launch with the zoo's limits (queue size, upload size, sessions kept, output age)."""
-    demo.queue(max_size=zoo.settings.max_queue, default_concurrency_limit=zoo.settings.max_concurrency_per_model)
+    if getattr(demo, "zoo", None) is not zoo:  # build_demo set the queue of its own demo already
+        demo.queue(max_size=zoo.settings.max_queue, default_concurrency_limit=zoo.settings.max_concurrency_per_model)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     app_kwargs = dict(kwargs.pop("app_kwargs", None) or {})
     if zoo.settings.output_ttl > 0:
