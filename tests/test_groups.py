@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from zoo.errors import PluginLoadError
+from zoo.i18n import english
 from zoo.plugin import GROUPS, Audio, Image, Labels, ModelChoices, Plugin, Text, Video, group_of, inferred_group
 from zoo.registry import Registry
 from zoo.runner import Zoo
@@ -81,8 +82,8 @@ def _structure(demo: Any) -> list[tuple[str, str, list[tuple[str, str]]]]:
     for group_tab in outer.children:
         nested = [c for c in group_tab.children if isinstance(c, gr.Tabs)]
         assert len(nested) == 1, f"group tab {group_tab.id} holds {group_tab.children}, not one gr.Tabs"
-        found.append((group_tab.id, group_tab.label,
-                      [(t.id, t.label) for t in nested[0].children if isinstance(t, gr.Tab)]))
+        found.append((group_tab.id, english(group_tab.label),  # labels are i18n markers: read their English
+                      [(t.id, english(t.label)) for t in nested[0].children if isinstance(t, gr.Tab)]))
     return found
 
 
