@@ -166,7 +166,13 @@ def test_seeds_past_the_top_wrap_and_remake_each_image(tiny_zoo: Zoo) -> None:
         image = batch["images"][i][0]
         assert read_png_metadata(png_bytes(image))["seed"] == seed
         assert tiny_zoo.check(plugin, {"prompt": "a fox", "seed": seed})["seed"] == seed  # the field takes it back
-        assert (pixels(make(tiny_zoo, seed=seed)["image"]) == pixels(image)).all()  # and it remakes the image
+        # ... and it remakes the image. Alone, not in a batch of 3, the UNet's sums may round a pixel the other way
+        # (by 1, in about 1 pixel of 12,288 on some CPUs): the same seed is within 2 levels everywhere, while
+        # another seed's image is tens of levels away on average.
+        alone = pixels(make(tiny_zoo, seed=seed)["image"]).astype(int)
+        assert abs(alone - pixels(image).astype(int)).max() <= 2, seed
+    other = pixels(make(tiny_zoo, seed=12345)["image"]).astype(int)
+    assert abs(other - pixels(batch["images"][1][0]).astype(int)).mean() > 10  # a different seed is far away
 
 
 def test_seed_minus_one_returns_the_concrete_seed_used(tiny_zoo: Zoo) -> None:
