@@ -392,11 +392,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if rest:
             parser.error(f"unrecognised arguments: {' '.join(rest)}")
         if args.command == "serve":
-            from zoo.runner import Zoo
-            from zoo.ui import build_demo, launch
+            from zoo.coldstart import collector_paused
 
-            zoo = Zoo(settings)
-            launch(build_demo(zoo), zoo)
+            with collector_paused():  # the imports and tabs outlive the requests (zoo/coldstart.py)
+                from zoo.runner import Zoo
+                from zoo.ui import build_demo, launch
+
+                zoo = Zoo(settings)
+                demo = build_demo(zoo)
+            launch(demo, zoo)
             return 0
         if args.command == "serve-endpoint":
             from zoo.endpoint import serve

@@ -7,6 +7,7 @@ of): semantic search replaces only the buttons row, chat lays out its own conver
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import html
 import inspect
@@ -902,7 +903,7 @@ async () => {
 }
 """
 
-SHARE_LABEL, SHARE_COPIED = "Share", "Link copied"
+SHARE_LABEL, SHARE_COPIED = "🔗 Share", "Link copied"
 
 
 def share_button(builder: "TabBuilder") -> Any:
@@ -920,7 +921,9 @@ def share_button(builder: "TabBuilder") -> Any:
     task = builder.plugin.task
     # An image editor's value is an upload held for the next run (TabBuilder.handler takes it): never remembered.
     remembered = [c for c in builder.inputs.values() if not isinstance(c, gr.ImageEditor)]
-    button = _share_button_class()(SHARE_LABEL, SHARE_COPIED, size="sm")
+    # No icon file: gradio adds a button's icon to its static paths, which every file the page serves is then
+    # checked against, one resolve() each; 24 share buttons made that a tenth of a second of every cold start.
+    button = _deep_link_button(SHARE_LABEL, SHARE_COPIED, size="sm")
     button.elem_id = f"zoo-{task}-share"
     js = _SHARE_JS.replace("TASK", json.dumps(task)).replace("COPIED", json.dumps(SHARE_COPIED))
     private = dict(api_visibility="private", queue=False)
@@ -933,21 +936,19 @@ def share_button(builder: "TabBuilder") -> Any:
     return button
 
 
-@functools.lru_cache(maxsize=None)
-def _share_button_class() -> type:
-    """gr.DeepLinkButton with the zoo's click (share_button) in place of its own (made once: gradio comes late)."""
+def _deep_link_button(value: str, copied_value: str, **kwargs: Any) -> Any:
+    """A gr.DeepLinkButton without the click gr.DeepLinkButton attaches to itself (share_button wires its own).
+
+    Its constructor attaches that click whenever a page is being built, so the button is set up by its parent's
+    (gr.Button's) constructor instead. A subclass would do the same, and gradio writes a `.pyi` file of the module
+    that defines a component subclass, at every start, next to the zoo's source (which may be read-only).
+    """
     import gradio as gr
 
-    class ShareButton(gr.DeepLinkButton):
-        """A DeepLinkButton whose click share_button wires (inputs first, then the link)."""
-
-        def activate(self) -> None:
-            """No click of its own: share_button attaches it."""
-
-        def get_block_name(self) -> str:
-            return "button"  # drawn as gr.DeepLinkButton is: a button
-
-    return ShareButton
+    button = gr.DeepLinkButton.__new__(gr.DeepLinkButton)
+    button.copied_value = copied_value
+    gr.Button.__init__(button, value, **kwargs)
+    return button
 
 
 def plugin_tab(zoo: Zoo, plugin: P.Plugin, t: Catalog | None = None) -> None:
@@ -965,6 +966,91 @@ def plugin_tab(zoo: Zoo, plugin: P.Plugin, t: Catalog | None = None) -> None:
     refresh_pickers(tab, builder)
 
 
+MEDIA_SUFFIXES = {".wav": "audio", ".mp3": "audio", ".flac": "audio", ".ogg": "audio", ".m4a": "audio",
+                  ".mp4": "video", ".webm": "video", ".mov": "video", ".mkv": "video", ".avi": "video"}
+
+
+def example_media(plugins: Sequence[P.Plugin]) -> list[str]:
+    """The audio and video files the tabs' examples will show: the declared examples' and the generated samples'
+    (what sample_dir holds from an earlier start, or holds now)."""
+    found: list[str] = []
+    for plugin in plugins:
+        media = {f.name for f in plugin.inputs if isinstance(f, (P.Audio, P.Video))}
+        found += [str(ex[n]) for ex in plugin.examples for n in media if isinstance(ex.get(n), (str, Path))]
+    folder = sample_dir()
+    if folder.is_dir():
+        found += [str(f) for f in sorted(folder.iterdir()) if f.suffix.lower() in MEDIA_SUFFIXES and f.is_file()]
+    return [f for f in dict.fromkeys(found) if Path(f).suffix.lower() in MEDIA_SUFFIXES]
+
+
+@contextlib.contextmanager
+def probes_ahead(paths: Sequence[str]) -> Iterator[None]:
+    """While the page is built, gradio's "can a browser play this?" checks of example media come from ffprobe
+    runs started beforehand, side by side, and each file is probed once.
+
+    Gradio probes every audio and video example with ffprobe (~0.1 s each) while it builds the examples table,
+    one after another, and some twice; that was a quarter of the zoo's cold start past a bare app's
+    (bench/coldstart_tabs.py). A file not probed ahead, or changed since, is probed as gradio would.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    import gradio.processing_utils as pu
+
+    checks = {"audio": getattr(pu, "audio_is_playable", None), "video": getattr(pu, "video_is_playable", None)}
+    if not paths or None in checks.values() or not shutil.which("ffprobe"):
+        yield
+        return
+
+    def stamp(path: str) -> tuple[str, int, int] | None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        return (os.path.abspath(path), st.st_mtime_ns, st.st_size)
+
+    pool = ThreadPoolExecutor(max_workers=min(4, len(paths)), thread_name_prefix="zoo-probe")
+    ahead = {(kind, key): pool.submit(checks[kind], path) for path in paths
+             if (kind := MEDIA_SUFFIXES.get(Path(path).suffix.lower())) and (key := stamp(path))}
+
+    def memo(kind: str) -> Callable[[str], bool]:
+        def playable(path: str) -> bool:
+            key = (kind, stamp(str(path)))
+            if key not in ahead:
+                ahead[key] = pool.submit(checks[kind], path)
+            return ahead[key].result()
+        return playable
+
+    pu.audio_is_playable, pu.video_is_playable = memo("audio"), memo("video")
+    try:
+        yield
+    finally:
+        pu.audio_is_playable, pu.video_is_playable = checks["audio"], checks["video"]
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def set_queue(demo: Any, zoo: Zoo) -> None:
+    """The zoo's queue limits (ZOO_MAX_QUEUE, ZOO_MAX_CONCURRENCY) on the queue every gr.Blocks makes itself.
+
+    `demo.queue(...)` would make a new queue and rebuild the server app for it, which costs a cold start as much
+    as the routes and the page's components do; the queue gradio made is set in place where it has these two
+    settings (as queue() sets them), and queue() is called where it does not.
+    """
+    queue = getattr(demo, "_queue", None)
+    resolve = getattr(queue, "_resolve_concurrency_limit", None)
+    if queue is None or resolve is None or not hasattr(queue, "max_size") \
+            or not hasattr(queue, "default_concurrency_limit"):
+        demo.queue(max_size=zoo.settings.max_queue, default_concurrency_limit=zoo.settings.max_concurrency_per_model)
+        return
+    queue.max_size = 1 if zoo.settings.max_queue is None and _zero_gpu() else zoo.settings.max_queue
+    queue.default_concurrency_limit = resolve(zoo.settings.max_concurrency_per_model)
+
+
+def _zero_gpu() -> bool:
+    from gradio import utils
+
+    return bool(getattr(utils, "is_zero_gpu_space", lambda: False)())
+
+
 def build_demo(zoo: Zoo | None = None) -> Any:
     """The whole app: a header, a tab per group (P.GROUPS) holding a tab per plugin, a tab of the quarantined
     plugins, an API footer; `/?tab=<task>` opens a tab."""
@@ -979,10 +1065,10 @@ def build_demo(zoo: Zoo | None = None) -> Any:
     broken = len(zoo.registry.quarantined)
     tabs = t.render("{count} tabs, {broken} unavailable (marked ⚠️)" if broken else "{count} tabs",
                     count=len(zoo.registry), broken=broken)
-    with gr.Blocks(title="Model Zoo", analytics_enabled=False) as demo:
-        # The queue is set while the Blocks is still empty: queue() rebuilds the server app, which costs as much
-        # as the page has components (a second of cold start with every tab, when called after them).
-        demo.queue(max_size=zoo.settings.max_queue, default_concurrency_limit=zoo.settings.max_concurrency_per_model)
+    # Gradio probes the examples' audio and video while the tabs are built: the probes run ahead, side by side.
+    with probes_ahead(example_media(zoo.registry.plugins())), \
+            gr.Blocks(title="Model Zoo", analytics_enabled=False) as demo:
+        set_queue(demo, zoo)
         gr.HTML(switch_html(), elem_id="zoo-languages")
         gr.Markdown(t("# Model Zoo\nOpen models for text, speech and images in one app, one tab per task. "
                       "Pick a tab, click an example, press **Run**.\n\nRunning on **{device}**, {mode} · {tabs}.",
@@ -1013,7 +1099,7 @@ def build_demo(zoo: Zoo | None = None) -> Any:
 def launch(demo: Any, zoo: Zoo, **kwargs: Any) -> Any:
     """Queue and launch with the zoo's limits (queue size, upload size, sessions kept, output age)."""
     if getattr(demo, "zoo", None) is not zoo:  # build_demo set the queue of its own demo already
-        demo.queue(max_size=zoo.settings.max_queue, default_concurrency_limit=zoo.settings.max_concurrency_per_model)
+        set_queue(demo, zoo)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     app_kwargs = dict(kwargs.pop("app_kwargs", None) or {})
     if zoo.settings.output_ttl > 0:

@@ -53,13 +53,18 @@ if os.environ.get("SPACES_ZERO_GPU", "").strip().lower() in {"1", "t", "true"}:
         print("SPACES_ZERO_GPU is set but the `spaces` package is missing; running without ZeroGPU.",
               file=sys.stderr)
 
-from zoo.runner import Zoo  # noqa: E402
-from zoo.settings import Settings  # noqa: E402
-from zoo.ui import build_demo, launch  # noqa: E402
+from zoo.coldstart import collector_paused  # noqa: E402
 
-zoo = Zoo(Settings.from_env())
-zoo.gpu.preload()  # ZeroGPU only: default models onto the (emulated) GPU before launch; elsewhere a no-op
-demo = build_demo(zoo)
+# The imports, the preloaded models and the tabs outlive the requests: made with the garbage collector paused,
+# then frozen out of its way (zoo/coldstart.py).
+with collector_paused():
+    from zoo.runner import Zoo
+    from zoo.settings import Settings
+    from zoo.ui import build_demo, launch
+
+    zoo = Zoo(Settings.from_env())
+    zoo.gpu.preload()  # ZeroGPU only: default models onto the (emulated) GPU before launch; elsewhere a no-op
+    demo = build_demo(zoo)
 
 if __name__ == "__main__":
     launch(demo, zoo)
