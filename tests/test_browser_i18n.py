@@ -149,3 +149,38 @@ def test_the_switch_changes_english_to_chinese_and_stays(browser: Any, app: AppS
     finally:
         context.close()
     assert not errors.entries, "\n".join(errors.entries)
+
+
+def _error_after_empty_run(page: Any) -> str:
+    """Run the greeting tab with its required name left empty; the error toast's text (title and message)."""
+    page.locator("div[role=tablist] button[role=tab]", has_text="问候").or_(
+        page.locator("div[role=tablist] button[role=tab]", has_text="Greeting")).first.click()
+    page.locator("#zoo-greet-i18n-run").click()
+    toast = page.locator(".toast-body.error").first
+    toast.wait_for(state="visible", timeout=30_000)
+    return toast.inner_text().strip()
+
+
+def test_error_toasts_come_in_the_pages_language(browser: Any, app: AppServer) -> None:
+    # A Chinese browser: the server reads its language (the page's cookie, and Accept-Language).
+    context, page, _ = _page(browser, app, "zh-CN")
+    try:
+        _open(page, app.url)
+        shown = _error_after_empty_run(page)
+        # (gradio 6's toast shows its own heading, not the error's title: the title is checked in test_error_text)
+        assert "`name`" in shown or "name" in shown, shown
+        assert "不能为空" in shown and "解决办法" in shown and "must not be empty" not in shown, shown
+    finally:
+        context.close()
+    # An English browser that picked Chinese with the switch: the choice reaches the server too, and back.
+    context, page, _ = _page(browser, app, "en-US")
+    try:
+        _open(page, app.url + "?lang=zh-CN")
+        shown = _error_after_empty_run(page)
+        assert "不能为空" in shown and "解决办法" in shown, shown
+        _open(page, app.url + "?lang=en")
+        shown = _error_after_empty_run(page)
+        assert "must not be empty" in shown and "Fix: type some name" in shown, shown
+        assert not any("\u4e00" <= ch <= "\u9fff" for ch in shown), shown
+    finally:
+        context.close()

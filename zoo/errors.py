@@ -30,6 +30,8 @@ class InvalidInput(ZooError, ValueError):
         super().__init__(f"`{name}` {rule}, but got {shown}.", fix)
         self.name = name
         self.value = value
+        self.rule = rule  # the parts, for the message in another language (zoo.error_text)
+        self.shown = shown
 
 
 class TooLarge(InvalidInput):

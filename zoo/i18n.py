@@ -12,7 +12,8 @@ first "}", so a text holding "}" gets a slug-and-hash key instead.
 
 What the server sends at run time is translated only when it is such a marker whose key the
 catalog holds (a model note after a pick). Error toasts (`gr.Error`) are not: gradio 6 shows their
-title and message as sent, markers included, so errors stay English.
+title and message as sent, markers included; so the server writes them in the page's language
+(zoo.error_text, which reads the `zoo-lang` cookie the page sets).
 
 The header's switch (`switch_html`) works through what gradio follows, the browser's language:
 `EARLY_SCRIPT`, put at the top of the page by `locale_middleware`, makes the page's
@@ -269,13 +270,15 @@ def english(value: Any) -> Any:
 
 #: Runs in the page before gradio's own code: a language picked with the switch (`?lang=zh-CN`, kept
 #: in localStorage) stands in for the browser's, which is what gradio's translation follows.
-#: `?lang=auto` goes back to the browser's language.
+#: `?lang=auto` goes back to the browser's language. The language the page shows goes into the `zoo-lang`
+#: cookie too, so that the server writes its error messages in it (zoo.error_text).
 EARLY_SCRIPT = """<script>(function(){try{
 var name=%(name)r, q=new URLSearchParams(location.search).get('lang');
 if(q==='auto'){localStorage.removeItem(name);}else if(q){localStorage.setItem(name,q);}
 var l=localStorage.getItem(name);
 if(l){Object.defineProperty(Navigator.prototype,'language',{get:function(){return l;},configurable:true});
 Object.defineProperty(Navigator.prototype,'languages',{get:function(){return [l];},configurable:true});}
+document.cookie=name+'='+encodeURIComponent(l||navigator.language||'')+';path=/;SameSite=Lax';
 }catch(e){}})();</script>""".replace("\n", "") % {"name": CHOICE_NAME}
 
 

@@ -57,21 +57,24 @@ CSS = """
 """
 
 
-def user_error(exc: BaseException, task: str) -> Exception:
-    """Turn any failure into a readable gr.Error (no stack trace reaches the browser)."""
+def user_error(exc: BaseException, task: str, locale: str | None = None) -> Exception:
+    """Turn any failure into a readable gr.Error (no stack trace reaches the browser), in the language of the page
+    that asked (`locale`, default: the request being served; zoo.error_text)."""
     import gradio as gr
+
+    from zoo.error_text import error_message, error_title, request_locale, unexpected_message
 
     if isinstance(exc, gr.Error):
         return exc
+    locale = locale or request_locale()
     if isinstance(exc, ZooError):
         # A user's mistake, not a server fault: one log line, not a stack trace per bad request.
         log.info("%s refused a request: %s", task, exc)
         # Uploads sit in server temp folders and messages may quote them: the user sees the file's name only.
-        return gr.Error(redact_paths(str(exc)), title=type(exc).__name__.replace("Invalid", "Invalid ").strip(),
-                        print_exception=False)
+        return gr.Error(redact_paths(error_message(exc, locale)), title=error_title(exc, locale), print_exception=False)
     log.exception("Unexpected error in %s", task)
-    return gr.Error(f"{task} failed: {type(exc).__name__}: {redact_paths(str(exc))}. The server log has the "
-                    "details; other tabs keep working.", title="Something went wrong", print_exception=False)
+    return gr.Error(unexpected_message(task, exc, redact_paths(str(exc)), locale), title=error_title(exc, locale),
+                    print_exception=False)
 
 
 def component(field: P.Field, limits: P.Limits, *, output: bool = False, render: bool = True,
