@@ -147,8 +147,16 @@ class Chat(Plugin):
         {"message": "Give me three tips for writing clear emails.", "max_new_tokens": 200},
         {"message": "Tell me about the moon.", "system_prompt": "You are a pirate. Answer in pirate speak."},
     )
+    ui_strings = ("Conversation", "Say hello. The model sees the whole conversation each turn.", "Send", "Retry",
+                  "Undo", "Clear")
     translations = {
         "zh-CN": {
+            "Conversation": "对话内容",
+            "Say hello. The model sees the whole conversation each turn.": "打个招呼吧。模型每一轮都会看到整段对话。",
+            "Send": "发送",
+            "Retry": "重试",
+            "Undo": "撤销",
+            "Clear": "清空",
             "Chat": "对话",
             ("Talk with an instruct model. The whole conversation is sent with every message, so the model "
              "remembers earlier turns (the oldest ones are dropped when it outgrows the model's context)."):
@@ -226,18 +234,19 @@ class Chat(Plugin):
         option_names = [f.name for f in self.options]
 
         ui.header()
-        chatbot = gr.Chatbot(label="Conversation", height=460, buttons=["copy", "copy_all"], feedback_options=None,
-                             placeholder="Say hello. The model sees the whole conversation each turn.",
+        t = ui.text  # the page's language (ui_strings, translations)
+        chatbot = gr.Chatbot(label=t("Conversation"), height=460, buttons=["copy", "copy_all"], feedback_options=None,
+                             placeholder=t("Say hello. The model sees the whole conversation each turn."),
                              elem_id="chat-conversation")
         with gr.Row(equal_height=True):
-            message = gr.Textbox(show_label=False, placeholder=fields["message"].placeholder, lines=1, max_lines=8,
+            message = gr.Textbox(show_label=False, placeholder=t(fields["message"].placeholder), lines=1, max_lines=8,
                                  scale=6, elem_id="chat-message")
-            send_btn = gr.Button("Send", variant="primary", scale=1, min_width=80, elem_id="chat-send")
-            stop_btn = gr.Button("Stop", variant="stop", scale=1, min_width=80, elem_id="chat-stop")
+            send_btn = gr.Button(t("Send"), variant="primary", scale=1, min_width=80, elem_id="chat-send")
+            stop_btn = gr.Button(t("Stop"), variant="stop", scale=1, min_width=80, elem_id="chat-stop")
         with gr.Row():
-            retry_btn = gr.Button("Retry", size="sm", elem_id="chat-retry")
-            undo_btn = gr.Button("Undo", size="sm", elem_id="chat-undo")
-            clear_btn = gr.Button("Clear", size="sm", elem_id="chat-clear")
+            retry_btn = gr.Button(t("Retry"), size="sm", elem_id="chat-retry")
+            undo_btn = gr.Button(t("Undo"), size="sm", elem_id="chat-undo")
+            clear_btn = gr.Button(t("Clear"), size="sm", elem_id="chat-clear")
         model = ui.model_picker()
         folded = ui.options_accordion([fields["system_prompt"], *self.options])
         system_prompt, options = folded["system_prompt"], [folded[n] for n in option_names]

@@ -162,8 +162,23 @@ class Models(Plugin):
         Table("loaded", headers=LOADED_HEADERS, label="Loaded now"),
         Table("on_disk", headers=DISK_HEADERS, label="On disk"),
     )
+    ui_strings = ("#### Loaded now", "Loaded now (press Refresh)", "Loaded model", "Unload", "Refresh", "#### On disk",
+                  "On disk (press Refresh)", "Model on disk", "Delete", "#### Download from the Hub", "Hub model id",
+                  "Download")
     translations = {
         "zh-CN": {
+            "#### Loaded now": "#### 已加载",
+            "Loaded now (press Refresh)": "已加载（按“刷新”更新）",
+            "Loaded model": "已加载的模型",
+            "Unload": "卸载",
+            "Refresh": "刷新",
+            "#### On disk": "#### 磁盘上",
+            "On disk (press Refresh)": "磁盘上（按“刷新”更新）",
+            "Model on disk": "磁盘上的模型",
+            "Delete": "删除",
+            "#### Download from the Hub": "#### 从 Hub 下载",
+            "Hub model id": "Hub 模型 ID",
+            "Download": "下载",
             "Models": "模型",
             ("The models loaded now (which tab uses each, its memory and idle time: Unload frees it), the model "
              "files on disk (size: Delete removes them) and, online, a Hub download into the cache before anyone "
@@ -193,34 +208,35 @@ class Models(Plugin):
         from zoo.ui import user_error
 
         zoo, settings = ui.zoo, ui.zoo.settings
+        t = ui.text  # the page's language (ui_strings, translations)
         ui.header()
         if sign_in_shown(settings):
             login_button()
         if not settings.allow_model_admin:
             gr.Markdown(f"<div class='zoo-quarantine'>{admin_refusal(settings, None, 'manage models')}</div>")
-        gr.Markdown("#### Loaded now")
+        gr.Markdown(t("#### Loaded now"))
         # Fixed shares: every column fits the tab's width (memory and idle stay in view), long names wrap.
         loaded = gr.Dataframe(headers=list(LOADED_HEADERS), value=[], interactive=False, wrap=True,
                               column_widths=["20%", "14%", "12%", "10%", "6%", "12%", "10%", "8%", "8%"],
-                              label="Loaded now (press Refresh)", elem_id="models-loaded")
+                              label=t("Loaded now (press Refresh)"), elem_id="models-loaded")
         with gr.Row(equal_height=True):
-            pick = gr.Dropdown(choices=[], value=None, label="Loaded model", scale=4, elem_id="models-loaded-pick")
-            unload_btn = gr.Button("Unload", variant="stop", scale=1, elem_id="models-unload")
-            refresh_btn = gr.Button("Refresh", variant="secondary", scale=1, elem_id="models-refresh")
-        gr.Markdown("#### On disk")
+            pick = gr.Dropdown(choices=[], value=None, label=t("Loaded model"), scale=4, elem_id="models-loaded-pick")
+            unload_btn = gr.Button(t("Unload"), variant="stop", scale=1, elem_id="models-unload")
+            refresh_btn = gr.Button(t("Refresh"), variant="secondary", scale=1, elem_id="models-refresh")
+        gr.Markdown(t("#### On disk"))
         on_disk = gr.Dataframe(headers=list(DISK_HEADERS), value=[], interactive=False, wrap=True,
                                column_widths=["30%", "16%", "10%", "6%", "38%"],
-                               label="On disk (press Refresh)", elem_id="models-disk")
+                               label=t("On disk (press Refresh)"), elem_id="models-disk")
         with gr.Row(equal_height=True):
-            disk_pick = gr.Dropdown(choices=[], value=None, label="Model on disk", scale=4,
+            disk_pick = gr.Dropdown(choices=[], value=None, label=t("Model on disk"), scale=4,
                                     elem_id="models-disk-pick")
-            delete_btn = gr.Button("Delete", variant="stop", scale=1, elem_id="models-delete")
-        gr.Markdown("#### Download from the Hub")
+            delete_btn = gr.Button(t("Delete"), variant="stop", scale=1, elem_id="models-delete")
+        gr.Markdown(t("#### Download from the Hub"))
         off = download_off_reason(settings)
         with gr.Row(equal_height=True):
-            repo = gr.Textbox(label="Hub model id", placeholder="owner/name", scale=4, interactive=off is None,
+            repo = gr.Textbox(label=t("Hub model id"), placeholder="owner/name", scale=4, interactive=off is None,
                               elem_id="models-repo")
-            download_btn = gr.Button("Download", variant="primary", scale=1, interactive=off is None,
+            download_btn = gr.Button(t("Download"), variant="primary", scale=1, interactive=off is None,
                                      elem_id="models-download")
         if off:
             gr.Markdown(f"<span class='zoo-model-note'>{off}</span>", elem_id="models-download-off")

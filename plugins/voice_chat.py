@@ -92,8 +92,16 @@ class VoiceChat(Plugin):
          "history": [{"role": "user", "content": "What is the opposite of hot?"},
                      {"role": "assistant", "content": "The opposite of hot is cold."}]},
     )
+    ui_strings = ("Conversation", "Record a question, upload one, or type below.", "Send", "Clear conversation",
+                  "Details (timings from the end of speech, models)", "Models for each step")
     translations = {
         "zh-CN": {
+            "Conversation": "对话内容",
+            "Record a question, upload one, or type below.": "录一个问题、上传一段录音，或在下方输入。",
+            "Send": "发送",
+            "Clear conversation": "清空对话",
+            "Details (timings from the end of speech, models)": "详情（从说完话算起的用时、所用模型）",
+            "Models for each step": "各步骤的模型",
             "Voice chat": "语音对话",
             ("Speak to the chat model and hear its answer. Record or upload a question (or type one): speech "
              "recognition writes it down, the chat model answers with the conversation so far, and a voice reads "
@@ -243,30 +251,31 @@ class VoiceChat(Plugin):
         part_names = [f.name for f in self.part_fields()]
 
         ui.header()
+        t = ui.text  # the page's language (ui_strings, translations)
         with gr.Row():
             with gr.Column(scale=3):
-                chatbot = gr.Chatbot(label="Conversation", height=380, buttons=["copy", "copy_all"],
+                chatbot = gr.Chatbot(label=t("Conversation"), height=380, buttons=["copy", "copy_all"],
                                      feedback_options=None, elem_id="voice-chat-conversation",
-                                     placeholder="Record a question, upload one, or type below.")
+                                     placeholder=t("Record a question, upload one, or type below."))
                 with gr.Row(equal_height=True):
-                    message = gr.Textbox(label="Message", show_label=False, placeholder=fields["message"].placeholder,
+                    message = gr.Textbox(label="Message", show_label=False, placeholder=t(fields["message"].placeholder),
                                          lines=1, max_lines=6, scale=6, elem_id=f"zoo-{task}-in-message")
-                    send_btn = gr.Button("Send", variant="primary", scale=1, min_width=80, elem_id=f"zoo-{task}-run")
-                    stop_btn = gr.Button("Stop", variant="stop", scale=1, min_width=80, elem_id=f"zoo-{task}-stop")
-                recording = gr.Audio(sources=["microphone", "upload"], type="filepath", label=fields["audio"].title,
+                    send_btn = gr.Button(t("Send"), variant="primary", scale=1, min_width=80, elem_id=f"zoo-{task}-run")
+                    stop_btn = gr.Button(t("Stop"), variant="stop", scale=1, min_width=80, elem_id=f"zoo-{task}-stop")
+                recording = gr.Audio(sources=["microphone", "upload"], type="filepath", label=t(fields["audio"].title),
                                      elem_id=f"zoo-{task}-in-audio")
-                clear_btn = gr.Button("Clear conversation", size="sm", elem_id=f"zoo-{task}-clear")
+                clear_btn = gr.Button(t("Clear conversation"), size="sm", elem_id=f"zoo-{task}-clear")
             with gr.Column(scale=2):
                 # The tab plays the reply as it is spoken: each sentence's WAV goes to this streaming player.
-                player = gr.Audio(label="Spoken reply", streaming=True, autoplay=True, interactive=False,
+                player = gr.Audio(label=t("Spoken reply"), streaming=True, autoplay=True, interactive=False,
                                   elem_id=f"zoo-{task}-out-audio")
-                transcript = gr.Textbox(label="You said", lines=2, interactive=False, buttons=["copy"],
+                transcript = gr.Textbox(label=t("You said"), lines=2, interactive=False, buttons=["copy"],
                                         elem_id=f"zoo-{task}-out-transcript")
-                reply = gr.Textbox(label="Reply", lines=4, interactive=False, buttons=["copy"],
+                reply = gr.Textbox(label=t("Reply"), lines=4, interactive=False, buttons=["copy"],
                                    elem_id=f"zoo-{task}-out-reply")
-                details = gr.JSON(label="Details (timings from the end of speech, models)",
+                details = gr.JSON(label=t("Details (timings from the end of speech, models)"),
                                   elem_id=f"zoo-{task}-out-details")
-        with gr.Accordion("Models", open=False):
+        with gr.Accordion(t("Models for each step"), open=False):
             pickers = ui.pickers()
         folded = ui.options_accordion([fields["system_prompt"], *self.options])
         system_prompt, options = folded["system_prompt"], [folded[n] for n in option_names]

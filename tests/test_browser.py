@@ -156,8 +156,8 @@ def check_furniture(z: ZooPage, panel: Any, plugin: P.Plugin) -> None:
     assert first_sentence in text, f"{task}: description {first_sentence!r} not shown"
     if plugin.models is None:  # a composite: a picker per part, and a note naming the tabs it uses
         pickers = [z.field(task, P.part_model_name(part)) for part in plugin.uses]
-        if pickers and not pickers[0].count():  # folded away under "Models" (voice chat): a closed accordion is not drawn
-            z.open_accordion(panel, "Models")
+        if pickers and not pickers[0].count():  # folded away (voice chat's "Models for each step"): not drawn closed
+            z.open_accordion(panel, "Models for each step")
             pickers[0].wait_for(state="attached")
         for part, picker in zip(plugin.uses, pickers):
             assert picker.count(), f"{task}: no picker for its part {part}"

@@ -118,6 +118,11 @@ def test_a_chinese_browser_reads_the_app_and_a_plugin_in_chinese(browser: Any, a
         assert _shows(page, "#zoo-text-classification-run", "运行").strip() == "运行"
         assert "高级选项" in _shows(page, "#tab-text-classification", "高级选项")
         assert "微型随机权重模型" in page.locator("#tab-text-classification").inner_text()  # the tiny model's note
+        share = page.locator("#zoo-text-classification-share")
+        assert _shows(page, "#zoo-text-classification-share", "分享").strip() == "🔗 分享"
+        context.grant_permissions(["clipboard-read", "clipboard-write"])
+        share.click()
+        assert _shows(page, "#zoo-text-classification-share", "链接已复制").strip() == "链接已复制"
     finally:
         context.close()
     assert not errors.entries, "\n".join(errors.entries)

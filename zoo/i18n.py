@@ -62,6 +62,8 @@ APP_TEXT: dict[str, str] = {
     "Advanced options": "高级选项",
     "Examples": "示例",
     "Use via API": "通过 API 使用",
+    "🔗 Share": "🔗 分享",
+    "Link copied": "链接已复制",
     "Model": "模型",
     "Type a Hub id to try another model": "输入 Hub 模型 ID 以试用其他模型",
     "{part} model": "{part}模型",
@@ -121,10 +123,12 @@ def key(text: str) -> str:
 
 
 def plugin_strings(plugin: "type[Plugin] | Plugin") -> list[str]:
-    """A plugin's translatable strings: title, description, and each field's label, info and placeholder."""
+    """A plugin's translatable strings: title, description, each field's label, info and placeholder, and
+    the words its own tab layout shows (`ui_strings`)."""
     found = [plugin.title, plugin.description]
     for f in (*plugin.inputs, *plugin.options, *plugin.outputs):
         found += [f.title, f.info, getattr(f, "placeholder", None)]
+    found += list(getattr(plugin, "ui_strings", ()) or ())
     return [s for s in dict.fromkeys(found) if isinstance(s, str) and s]
 
 
@@ -150,7 +154,7 @@ def translation_problems(plugin: "type[Plugin] | Plugin") -> list[str]:
                 close = _closest(english, strings)
                 hint = f"did you mean {close!r}? " if close else ""
                 problems.append(f"`translations[{locale!r}]` key {english!r} is not one of the plugin's strings "
-                                f"(title, description, field labels, info, placeholders); {hint}"
+                                f"(title, description, field labels, info, placeholders, ui_strings); {hint}"
                                 "use the exact English text (zoo.i18n.plugin_strings lists them)")
             elif not isinstance(text, str) or not text.strip():
                 problems.append(f"`translations[{locale!r}][{english!r}]` must be a non-empty string, got {text!r}")

@@ -664,6 +664,9 @@ class Plugin:
     group: ClassVar[str] = ""  # the top-level tab it sits under, a GROUPS id; "" = inferred from its fields
     # locale ("zh-CN") -> {English text -> translation}, for the plugin's own strings (zoo.i18n.plugin_strings)
     translations: ClassVar[Mapping[str, Mapping[str, str]]] = {}
+    # The words a plugin's own `build_ui` shows beside its fields (buttons, a chat's placeholder): translatable
+    # like the fields' (`ui.text("Send")` shows one in the page's language)
+    ui_strings: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def endpoint(cls) -> str:

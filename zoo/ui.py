@@ -926,15 +926,18 @@ def share_button(builder: "TabBuilder") -> Any:
     remembered = [c for c in builder.inputs.values() if not isinstance(c, gr.ImageEditor)]
     # No icon file: gradio adds a button's icon to its static paths, which every file the page serves is then
     # checked against, one resolve() each; 24 share buttons made that a tenth of a second of every cold start.
-    button = _deep_link_button(SHARE_LABEL, SHARE_COPIED, size="sm")
+    # Its words in the page's language: the label, and what its click shows for two seconds (gradio's
+    # translation markers, as text, translate when the click sets them too).
+    label, copied = (str(builder.text(w)) for w in (SHARE_LABEL, SHARE_COPIED))
+    button = _deep_link_button(label, copied, size="sm")
     button.elem_id = f"zoo-{task}-share"
-    js = _SHARE_JS.replace("TASK", json.dumps(task)).replace("COPIED", json.dumps(SHARE_COPIED))
+    js = _SHARE_JS.replace("TASK", json.dumps(task)).replace("COPIED", json.dumps(copied))
     private = dict(api_visibility="private", queue=False)
     # The inputs go in as sent (no preprocessing): gradio records them in the session, which the link snapshots.
     sent = button.click(lambda *values: None, remembered, None, **private, **RAW_INPUTS) if remembered else None
     then = sent.then if sent is not None else button.click
     then(None, None, [button], js=js, **private).then(
-        None, None, [button], js=f"() => new Promise(done => setTimeout(() => done({json.dumps(SHARE_LABEL)}), 2000))",
+        None, None, [button], js=f"() => new Promise(done => setTimeout(() => done({json.dumps(label)}), 2000))",
         **private)
     return button
 
