@@ -170,15 +170,7 @@ class Chat(Plugin):
             "System prompt": "系统提示词",
             "How the assistant should behave; a system message at the start of the history overrides it":
                 "助手应如何表现；对话历史开头的系统消息会覆盖此设置",
-            "Max new tokens": "最大生成 token 数",
             "Upper bound on the reply's tokens": "回复的 token 数上限",
-            "Temperature": "温度",
-            "0 = greedy (deterministic)": "0 = 贪心解码（结果确定）",
-            "Top p": "Top p（核采样）",
-            "Top k": "Top k（采样候选数）",
-            "Repetition penalty": "重复惩罚",
-            "Seed": "随机种子",
-            "-1 = random": "-1 = 随机",
             "Reply": "回复",
         },
     }

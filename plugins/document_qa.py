@@ -414,7 +414,6 @@ class DocumentQA(Plugin):
             "Used when the question box is empty": "问题框为空时使用",
             "Passages for the answer": "用于回答的段落数",
             "How many of the best passages the model reads": "模型阅读的最相关段落个数",
-            "Max new tokens": "最大生成 token 数",
             "Upper bound on the answer's tokens": "回答的 token 数上限",
             "Answer": "回答",
             "Passages used": "使用的段落",

@@ -126,7 +126,6 @@ class FineTune(Plugin):
             "tokens per example; 0 = the job's default (128)": "每个样本的 token 数；0 = 该任务的默认值（128）",
             "Validation split": "验证集比例",
             "share held out for validation; 0 = default (0.2)": "留作验证的比例；0 = 默认值（0.2）",
-            "Seed": "随机种子",
             "shuffling, split and head initialisation": "用于数据打乱、数据划分和分类头初始化",
             "Lora rank": "LoRA 秩",
             "lm-lora only; 0 = its default": "仅限 lm-lora；0 = 其默认值",

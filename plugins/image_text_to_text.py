@@ -166,11 +166,7 @@ class ImageTextToText(Plugin):
             "Mode": "模式",
             "auto: the vision-language model when a real one is reachable, else caption, then answer":
                 "auto：能连接到真实的视觉语言模型时用它，否则先生成描述再作答",
-            "Max new tokens": "最大生成 token 数",
             "Upper bound on the answer's tokens": "回答的 token 数上限",
-            "Temperature": "温度",
-            "0 = greedy (deterministic)": "0 = 贪心解码（结果确定）",
-            "Repetition penalty": "重复惩罚",
             "Answer": "回答",
             "Details": "详细信息",
         },

@@ -173,8 +173,6 @@ class ImageToImage(Plugin):
              "pipeline)"):
                 ("结果长边的像素数，须为 8 的倍数，保持图片的宽高比（若短边会小于 64 则取更大值）；"
                  "0 = 模型的原生尺寸（sd-turbo 为 512，微型管线为 64）"),
-            "Seed": "随机种子",
-            "-1 = random": "-1 = 随机",
             "Edited picture": "编辑后的图片",
             "Mask used (white = repainted)": "使用的蒙版（白色 = 已重绘）",
             "Seed used": "实际使用的种子",

@@ -59,7 +59,6 @@ class ImageToText(Plugin):
             "Prompt": "提示词",
             "Optional start of the caption; the model continues it": "可选的描述开头；模型会接着写下去",
             "a photograph of": "例如：a photograph of",
-            "Max new tokens": "最大生成 token 数",
             "Upper bound on caption length in tokens": "描述长度上限（token 数）",
             "Num beams": "束数量",
             "Beam search width; 1 = greedy (fastest)": "束搜索宽度；1 = 贪心解码（最快）",

@@ -270,12 +270,8 @@ class QuestionAnswering(Plugin):
                 "抽取式：每个模型窗口的 token 数（不超过模型的上限）",
             "Doc stride": "文档步幅",
             "Extractive: tokens shared by neighbouring windows": "抽取式：相邻窗口共享的 token 数",
-            "Max new tokens": "最大生成 token 数",
             "Generative: answer length cap": "生成式：回答长度上限",
-            "Temperature": "温度",
             "Generative: 0 = greedy (deterministic)": "生成式：0 = 贪心解码（结果确定）",
-            "Seed": "随机种子",
-            "-1 = random": "-1 = 随机",
             "Answer": "答案",
             "Score": "得分",
             "Extractive: P(start)·P(end) in its window; generative: none":

@@ -121,8 +121,6 @@ class TextToImage(Plugin):
             "Guidance scale": "引导系数",
             "How strictly to follow the prompt: 0 for turbo models, 5-8 for others":
                 "遵循提示词的严格程度：turbo 模型用 0，其他模型用 5-8",
-            "Seed": "随机种子",
-            "-1 = random": "-1 = 随机",
             "Number of images": "图像数量",
             "Image i uses seed + i (past 4294967295 it wraps to 0)":
                 "第 i 张图像使用种子 + i（超过 4294967295 后回绕到 0）",

@@ -76,8 +76,6 @@ class TextToSpeech(Plugin):
             "Type something to hear it spoken…": "输入文字，即可听到朗读…",
             "Speed": "语速",
             "1 = the voice's natural pace": "1 = 该声音的自然语速",
-            "Seed": "随机种子",
-            "-1 = random": "-1 = 随机",
             "Speech": "语音",
             "Details": "详细信息",
         },

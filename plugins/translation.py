@@ -98,7 +98,6 @@ class Translation(Plugin):
             "Language pair": "语言对",
             "opus-mt models follow the pair: the model switches to the pair's own opus-mt model":
                 "opus-mt 模型跟随语言对：模型会切换到该语言对自己的 opus-mt 模型",
-            "Max new tokens": "最大生成 token 数",
             "Most tokens per translated line": "每行译文的最大 token 数",
             "Num beams": "束数量",
             "Beam search width; 1 = greedy (fastest)": "束搜索宽度；1 = 贪心解码（最快）",

@@ -95,7 +95,8 @@ def test_a_plugins_translations_reach_the_i18n_object_and_untranslated_text_stay
     assert zh["Greeting"] == "问候" and zh["Your name"] == "你的名字" and zh["How many times"] == "次数"
     assert zh["### Greeting\nSays hello."] == "### 问候\n打个招呼。"  # the tab's header
     assert zh["Run"] == "运行" and zh["Advanced options"] == "高级选项"
-    assert en["Seed"] == "Seed" and "Seed" not in zh  # no translation: the browser falls back to English
+    assert zh["Seed"] == "随机种子"  # the plugin's Seed() reads in the app's words, translated once for every tab
+    assert en["Greeting"] == "Greeting" and "Greeting" in en  # English is registered too: the fallback
     # The components carry the keys: the tab title, the labels, the placeholder.
     config = demo.get_config_file()
     tab = next(c for c in config["components"] if c["type"] == "tabitem" and c["props"].get("id") == Greet.task)
@@ -103,6 +104,42 @@ def test_a_plugins_translations_reach_the_i18n_object_and_untranslated_text_stay
     box = next(c for c in config["components"] if c["props"].get("elem_id") == f"zoo-{Greet.task}-in-name")
     assert i18n.english(box["props"]["label"]) == "Name" and i18n.english(box["props"]["placeholder"]) == "Your name"
     assert i18n.english(box["props"]["info"]) == "Who to greet"
+    marker = demo.zoo_text("Nobody translated this")  # untranslated: English in every language
+    assert tables is not None and demo.zoo_text.entries["en"][marker.key] == "Nobody translated this"
+    assert marker.key not in demo.zoo_text.entries["zh-CN"]
+
+
+def test_two_plugins_that_put_one_english_text_differently_each_read_their_own_way(settings: Settings) -> None:
+    """Translations are global keys in gr.I18n; a plugin whose words differ from another's gets keys of its own."""
+    from zoo.ui import build_demo
+
+    class Counter(Greet):
+        task = "count-i18n-test"
+        title = "Counter"
+        description = "Counts."
+        translations = {"zh-CN": {"Counter": "计数器", "Counts.": "计数。", "Name": "名称", "Your name": "你的名字",
+                                  "Who to greet": "问候谁", "How many times": "重复次数"}}
+
+    registry = Registry()
+    registry.register(Greet)
+    registry.register(Counter)
+    demo = build_demo(Zoo(settings.replace(tiny=True), registry=registry))
+    zh = demo.zoo_text.entries["zh-CN"]
+    config = demo.get_config_file()
+
+    def label(task: str, name: str) -> str:
+        box = next(c for c in config["components"] if c["props"].get("elem_id") == f"zoo-{task}-in-{name}")
+        return box["props"]["label"]
+
+    def key_of(value: object) -> str:
+        return getattr(value, "key", None) or i18n._marker_key(str(value))
+
+    greet, count = key_of(label(Greet.task, "name")), key_of(label(Counter.task, "name"))
+    assert (zh[greet], zh[count]) == ("名字", "名称") and greet != count
+    assert i18n.english(label(Counter.task, "name")) == "Name"  # the English behind a tab's own key
+    # The same words put the same way share one key.
+    shared = [k for k in zh if k.split(i18n.SCOPE_MARK)[0] == "Your name"]
+    assert shared == ["Your name"]
 
 
 def test_templates_render_each_language_with_translated_fields() -> None:

@@ -1,5 +1,6 @@
-"""Every built-in plugin speaks Simplified Chinese: its `translations["zh-CN"]` covers exactly the strings its tab
-shows (title, description, and each field's title, info and placeholder), every translation is Chinese, and what
+"""Every built-in plugin speaks Simplified Chinese: its `translations["zh-CN"]`, with the app's own text for the
+options many tabs share, covers exactly the strings its tab shows (title, description, each field's title, info
+and placeholder, and its layout's `ui_strings`), every translation is Chinese, and what
 must not be translated (code in backticks, {placeholders}, model ids, URLs, environment variables, numbers,
 markdown emphasis) comes through unchanged.
 """
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from zoo.i18n import plugin_strings
+from zoo.i18n import APP_TEXT, plugin_strings, untranslated
 from zoo.registry import Registry
 
 LOCALE = "zh-CN"
@@ -54,10 +55,24 @@ def test_every_builtin_plugin_is_checked() -> None:
 
 @pytest.mark.parametrize("plugin", PLUGINS, ids=lambda p: p.task)
 def test_every_string_has_a_translation(plugin: Any) -> None:
+    """By the plugin itself, or by the app's own text (the sampling options and the seed, shared by many tabs)."""
     table = chinese(plugin)
-    missing = [s for s in strings_of(plugin) if s not in table]
+    missing = untranslated(plugin, LOCALE)
     assert not missing, f"untranslated: {missing}"
     assert all(isinstance(v, str) and v.strip() for v in table.values())
+    assert all(s in table or s in APP_TEXT for s in strings_of(plugin))
+
+
+def test_shared_option_strings_are_translated_once_by_the_app_not_in_every_plugin() -> None:
+    """What zoo.generation.sampling_options and Seed declare is the app's text: a plugin repeats it only to put it
+    its own way (text classification's "Top k" is a number of labels, not of sampling candidates)."""
+    from zoo.generation import sampling_options
+    from zoo.plugin import Seed
+
+    shared = {s for f in (*sampling_options(), Seed()) for s in (f.title, f.info) if s}
+    assert shared <= set(APP_TEXT), shared - set(APP_TEXT)
+    repeated = {(p.task, s) for p in PLUGINS for s, v in chinese(p).items() if s in shared and v == APP_TEXT[s]}
+    assert not repeated, f"plugins repeat the app's translation: {sorted(repeated)}"
 
 
 @pytest.mark.parametrize("plugin", PLUGINS, ids=lambda p: p.task)

@@ -36,6 +36,8 @@ SOURCE = "en"
 LANGUAGE_NAMES = {"en": "English", "zh-CN": "简体中文"}
 #: The browser keeps the switch's choice under this name (localStorage).
 CHOICE_NAME = "zoo-lang"
+#: Joins a text's key and a tab's task when that tab puts the text differently (Catalog.for_plugin).
+SCOPE_MARK = "@@"
 
 #: Tab group titles (the grouped tab layout).
 GROUP_TITLES = ("Text", "Audio", "Vision", "Multimodal", "Train", "Models", "Other")
@@ -65,6 +67,16 @@ APP_TEXT: dict[str, str] = {
     "🔗 Share": "🔗 分享",
     "Link copied": "链接已复制",
     "Model": "模型",
+    # the sampling options every language-model tab offers (zoo.generation.sampling_options) and the seed
+    "Max new tokens": "最大生成 token 数",
+    "Temperature": "温度",
+    "Top p": "Top p（核采样）",
+    "Top k": "Top k（采样候选数）",
+    "Repetition penalty": "重复惩罚",
+    "Seed": "随机种子",
+    "-1 = random": "-1 = 随机",
+    "Upper bound on generated tokens": "生成 token 数的上限",
+    "0 = greedy (deterministic)": "0 = 贪心解码（结果确定）",
     "Type a Hub id to try another model": "输入 Hub 模型 ID 以试用其他模型",
     "{part} model": "{part}模型",
     "No plugin for {task} is served here": "这里没有提供 {task} 的插件",
@@ -132,6 +144,13 @@ def plugin_strings(plugin: "type[Plugin] | Plugin") -> list[str]:
     return [s for s in dict.fromkeys(found) if isinstance(s, str) and s]
 
 
+def untranslated(plugin: "type[Plugin] | Plugin", locale: str = "zh-CN") -> list[str]:
+    """The plugin's strings that show in English in `locale`: neither its own `translations` nor the app's text
+    (APP_TEXT: "Seed", the sampling options of zoo.generation) put them in that language."""
+    own = _own_translations(plugin).get(locale, {})
+    return [s for s in plugin_strings(plugin) if s not in own and s not in _ZH.get(locale, {})]
+
+
 def translation_problems(plugin: "type[Plugin] | Plugin") -> list[str]:
     """What is wrong with a plugin's `translations` (empty when fine): its shape, locales, and keys that
     are not among its strings (a typo would otherwise stay English without a word)."""
@@ -185,13 +204,26 @@ class Catalog:
     """
 
     def __init__(self, plugins: Iterable["type[Plugin] | Plugin"] = ()):
-        self.known: dict[str, dict[str, str]] = {loc: dict(_ZH.get(loc, {})) for loc in LOCALES if loc != SOURCE}
+        # The plugins' translations, then the app's own on top: the app's text reads the same everywhere, and a
+        # plugin's own strings read its way in its tab (for_plugin).
+        self.known: dict[str, dict[str, str]] = {loc: {} for loc in LOCALES if loc != SOURCE}
         for plugin in plugins:
-            if translation_problems(plugin):
-                continue  # the registry refused or quarantined it already; its tab shows English
-            for locale, table in getattr(plugin, "translations", {}).items():
+            for locale, table in _own_translations(plugin).items():
                 self.known[locale].update(table)
+        for locale, table in _ZH.items():
+            self.known[locale].update(table)
         self.entries: dict[str, dict[str, str]] = {loc: {} for loc in LOCALES}
+        self.scope = ""  # a plugin's task in a `for_plugin` view
+
+    def for_plugin(self, plugin: "type[Plugin] | Plugin") -> "Catalog":
+        """This catalog as one plugin's tab uses it: that plugin's own translations win over other plugins'
+        (two plugins may put the same English differently: "Top k" labels, or sampling candidates). The view
+        registers into this catalog; a text it puts differently from what is registered gets a key of its own."""
+        view = Catalog.__new__(Catalog)
+        view.known = {loc: {**table, **_own_translations(plugin).get(loc, {})} for loc, table in self.known.items()}
+        view.entries = self.entries
+        view.scope = plugin.task
+        return view
 
     @classmethod
     def for_registry(cls, registry: Any) -> "Catalog":
@@ -221,6 +253,9 @@ class Catalog:
         texts = template if isinstance(template, Localized) else self.render(template, **fields)
         english = texts.english
         k = key(english)
+        if self.scope and any(value != english and self.entries[locale].get(k, value) != value
+                              for locale, value in texts.items() if locale != SOURCE):
+            k = f"{k}{SCOPE_MARK}{self.scope}"  # put differently elsewhere on the page: a key of this tab's
         for locale, value in texts.items():
             if locale == SOURCE or value != english:
                 self.entries[locale][k] = value
@@ -267,9 +302,22 @@ def _marker_key(text: str) -> str | None:
 def english(value: Any) -> Any:
     """The English text of a marker whose key is its text (see `key`), for tests reading a gradio config."""
     if isinstance(value, str) and value.startswith("__i18n__"):
-        return _marker_key(value) or value
+        return _unscoped(_marker_key(value)) or value
     k = getattr(value, "key", None)
-    return value if k is None else k
+    return value if k is None else _unscoped(k)
+
+
+def _unscoped(k: str | None) -> str | None:
+    """A key without a tab's scope (Catalog.for_plugin)."""
+    return k.split(SCOPE_MARK, 1)[0] if k else k
+
+
+def _own_translations(plugin: "type[Plugin] | Plugin") -> Mapping[str, Mapping[str, str]]:
+    """A plugin's `translations`, or none when they are malformed (the registry refused or quarantined it
+    already; its tab shows English)."""
+    if translation_problems(plugin):
+        return {}
+    return getattr(plugin, "translations", {}) or {}
 
 
 #: Runs in the page before gradio's own code: a language picked with the switch (`?lang=zh-CN`, kept

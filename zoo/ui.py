@@ -962,7 +962,7 @@ def plugin_tab(zoo: Zoo, plugin: P.Plugin, t: Catalog | None = None) -> None:
     its text through the catalog `t` (zoo.i18n)."""
     import gradio as gr
 
-    t = t or Catalog()
+    t = (t or Catalog()).for_plugin(plugin)  # its own translations first (zoo.i18n.Catalog.for_plugin)
     with gr.Tab(t(plugin.title), id=plugin.task, elem_id=f"tab-{plugin.task}") as tab:
         builder = TabBuilder(zoo, plugin, t)
         if not plugin.build_ui(builder):
