@@ -155,3 +155,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
         for name, value in getattr(item, "funcargs", {}).items():
             for server in _servers_in(value):
                 report.sections.append((f"{name}: log of {server.url} (last 3000 characters)", server.log(3000)))
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium under Playwright (its own browser download does not work here), for the browser tier."""
+    from playwright.sync_api import sync_playwright
+
+    from browser_helpers import CHROMIUM, CHROMIUM_ARGS
+
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install -y chromium"
+    with sync_playwright() as pw:
+        launched = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from browser_helpers import CHROMIUM, CHROMIUM_ARGS, PageErrors, ZooPage, install_fake_distribution
+from browser_helpers import PageErrors, ZooPage, install_fake_distribution
 from servers import AppServer, start_app
 from speech import synthesise
 from test_document_qa import check_document_qa
@@ -74,16 +74,6 @@ def app(model_cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         yield server
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """Debian's Chromium (Playwright's own download does not work here)."""
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install -y chromium"
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from browser_helpers import CHROMIUM, CHROMIUM_ARGS, PageErrors, install_fake_distribution
+from browser_helpers import PageErrors, install_fake_distribution
 from servers import AppServer, start_app
 
 pytestmark = pytest.mark.browser
@@ -56,15 +56,6 @@ def app(model_cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         yield server
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install -y chromium"
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def _page(browser: Any, app: AppServer, locale: str) -> tuple[Any, Any, PageErrors]:

@@ -342,17 +342,6 @@ def test_real_other_formats_and_a_spoken_question(real_zoo: Zoo, tmp_path: Path)
 # --------------------------------------------------------------------------- browser
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    from browser_helpers import CHROMIUM, CHROMIUM_ARGS
-
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install -y chromium"
-    with sync_playwright() as pw:
-        launched = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 def check_document_qa(z: Any, panel: Any, plugin: Any, tmp_path: Path) -> None:
