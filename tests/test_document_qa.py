@@ -349,7 +349,7 @@ def check_document_qa(z: Any, panel: Any, plugin: Any, tmp_path: Path) -> None:
     cited passage with its file. Usable as tests/test_browser.py CHECKS["document-qa"]."""
     pdf = doc.write_pdf(tmp_path / "almanac.pdf")
     z.field("document-qa", "documents").locator("input[type=file]").first.set_input_files(str(pdf))
-    z.field("document-qa", "documents").get_by_text("almanac.pdf").first.wait_for(timeout=20_000)
+    z.field("document-qa", "documents").get_by_text("almanac.pdf").first.wait_for(timeout=60_000)  # slow under load
     z.fill_text("document-qa", "question", "How tall is the Grevin lighthouse?")
     z.run("document-qa", panel)
     answer = z.field("document-qa", "answer", output=True)
