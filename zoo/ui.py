@@ -8,7 +8,6 @@ of): semantic search replaces only the buttons row, chat lays out its own conver
 from __future__ import annotations
 
 import contextlib
-import functools
 import html
 import inspect
 import logging
